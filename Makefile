@@ -1,0 +1,31 @@
+# README's two commands: `make verify` and `make test`. Both create .venv if missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Hypothesis profile: ci (derandomized, bounded) or thorough.
+PROFILE ?= ci
+REPORTS ?= reports
+
+.PHONY: install verify test clean
+
+install: $(STAMP)
+
+# torch is pinned to 2.13.0, the CPU build: an unpinned torch pulls GBs of CUDA packages.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet "torch==2.13.0" -e ".[test]"
+	touch $(STAMP)
+
+# The verification of every reference layer against finite differences and torch,
+# with the CSV report under $(REPORTS)/ and the summary table printed.
+verify: $(STAMP)
+	$(PY) -m pytest property_tests/reference_impls -q \
+		--hypothesis-profile=$(PROFILE) --gradcheck-report=$(REPORTS)
+
+# The whole suite: the checker's own tests and the verification.
+test: $(STAMP)
+	$(PY) -m pytest property_tests -q --hypothesis-profile=$(PROFILE)
+
+clean:
+	rm -rf $(VENV) .hypothesis .pytest_cache $(REPORTS)/*.csv

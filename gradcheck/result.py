@@ -1,0 +1,164 @@
+"""What a check returns: one frozen record per tensor and oracle, and their sum."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["GradientCheckError", "TensorCheck", "CheckResult", "ORACLE_LABELS"]
+
+#: How each oracle is named in messages.
+ORACLE_LABELS = {"finite_differences": "numeric", "torch": "torch"}
+
+
+class GradientCheckError(AssertionError):
+    """A gradient check failed; the message says which tensor and where."""
+
+
+@dataclass(frozen=True)
+class TensorCheck:
+    """The comparison of one tensor's analytic gradient with one oracle.
+
+    Attributes
+    ----------
+    tensor : str
+        ``"x"`` for the input, else the parameter's name.
+    gradient : str
+        Its label in reports: ``"d" + name``, with the layer's ``input_name``
+        for ``x`` (``dA_prev``, ``dW``, ``db``).
+    oracle : str
+        ``"finite_differences"`` or ``"torch"``.
+    shape : tuple of int
+    max_rel_error, max_abs_error : float
+        Over the tensor's entries; relative error as in :mod:`gradcheck.metrics`.
+    tolerance : float
+        The check passes when ``max_rel_error <= tolerance``.
+    floor : float
+        The floor ``s`` of the relative error.
+    mismatched : int
+        Entries whose relative error exceeds the tolerance.
+    worst_index : tuple of int
+        Index of the entry with the largest relative error.
+    analytic, reference : float
+        The two values at ``worst_index``.
+    """
+
+    tensor: str
+    gradient: str
+    oracle: str
+    shape: tuple
+    max_rel_error: float
+    max_abs_error: float
+    tolerance: float
+    floor: float
+    mismatched: int
+    worst_index: tuple
+    analytic: float
+    reference: float
+
+    @property
+    def size(self):
+        """Number of entries."""
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def passed(self):
+        """Whether every entry is within the tolerance."""
+        return bool(self.max_rel_error <= self.tolerance)
+
+    def describe(self):
+        """Return a few lines on this comparison, in the manner of assert_close."""
+        label = ORACLE_LABELS.get(self.oracle, self.oracle)
+        size = max(self.size, 1)
+        return (
+            f"{self.gradient} (tensor {self.tensor!r}, shape {self.shape}) vs {self.oracle}: "
+            f"{self.mismatched} / {size} entries ({100.0 * self.mismatched / size:.1f}%) "
+            f"over tolerance {self.tolerance:.0e}\n"
+            f"  worst at index {self.worst_index}: analytic = {self.analytic:.10g}, "
+            f"{label} = {self.reference:.10g}, relative error {self.max_rel_error:.3g} "
+            f"(absolute {abs(self.analytic - self.reference):.3g}; relative-error floor {self.floor:.3g})"
+        )
+
+    def to_row(self):
+        """Return this comparison as a flat dict (one row of a report)."""
+        return {
+            "tensor": self.tensor,
+            "gradient": self.gradient,
+            "oracle": self.oracle,
+            "shape": "x".join(str(n) for n in self.shape) or "scalar",
+            "size": self.size,
+            "max_rel_error": self.max_rel_error,
+            "max_abs_error": self.max_abs_error,
+            "tolerance": self.tolerance,
+            "mismatched": self.mismatched,
+            "passed": self.passed,
+        }
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """Everything :func:`gradcheck.check_layer` found.
+
+    Attributes
+    ----------
+    layer : str
+        The layer's name (its ``name`` attribute, else its class name).
+    checks : tuple of TensorCheck
+        One per tensor (``x`` and each parameter) and oracle.
+    forward_calls : int
+        Calls to ``layer.forward`` the check made.
+    seed : int
+        Seed of the upstream gradient; the same seed reproduces the check.
+    """
+
+    layer: str
+    checks: tuple = field(default_factory=tuple)
+    forward_calls: int = 0
+    seed: int = 0
+
+    @property
+    def passed(self):
+        """True when every tensor passed against every oracle."""
+        return all(c.passed for c in self.checks)
+
+    @property
+    def max_rel_error(self):
+        """``{"x": e, <param>: e, ...}``: each tensor's worst relative error over the oracles."""
+        worst = {}
+        for c in self.checks:
+            worst[c.tensor] = max(worst.get(c.tensor, 0.0), c.max_rel_error)
+        return worst
+
+    def failures(self):
+        """Return the checks that failed."""
+        return tuple(c for c in self.checks if not c.passed)
+
+    def message(self):
+        """Return the report of a failed check (or a one-line summary of a pass)."""
+        failed = self.failures()
+        if not failed:
+            worst = max(self.checks, key=lambda c: c.max_rel_error / c.tolerance, default=None)
+            detail = "" if worst is None else (
+                f"; closest to its tolerance: {worst.gradient} vs {worst.oracle}, "
+                f"relative error {worst.max_rel_error:.2e} <= {worst.tolerance:.0e}"
+            )
+            return f"gradient check of {self.layer} passed ({len(self.checks)} comparisons{detail})"
+        head = (
+            f"gradient check of {self.layer} failed: {len(failed)} of {len(self.checks)} "
+            f"comparisons over tolerance (seed={self.seed})"
+        )
+        return "\n".join([head] + [c.describe() for c in failed])
+
+    def raise_if_failed(self):
+        """Raise :class:`GradientCheckError` with :meth:`message` if any check failed."""
+        if not self.passed:
+            raise GradientCheckError(self.message())
+        return self
+
+    def to_rows(self):
+        """Return one flat dict per comparison, with the layer and call count."""
+        return [
+            {"layer": self.layer, **c.to_row(), "forward_calls": self.forward_calls, "seed": self.seed}
+            for c in self.checks
+        ]

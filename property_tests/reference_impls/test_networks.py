@@ -1,0 +1,48 @@
+"""Whole networks: the chain of section 2.5 against finite differences and torch."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+
+from property_tests.strategies import mlp_cases
+from property_tests.torch_twins import torch_twin
+from reference_impls import Dense, ReLU, Sequential, mlp
+
+
+@given(case=mlp_cases())
+def test_mlp_gradients_match_finite_differences_and_torch(check_gradients, case):
+    result = check_gradients(case.layer, case.x, config=case.config,
+                             torch_fn=torch_twin(case.layer))
+    depth = len(case.config["activations"])
+    assert set(result.max_rel_error) == {"x"} | {f"{k}{l}" for l in range(1, depth + 1)
+                                                 for k in "Wb"}
+
+
+def test_mlp_names_parameters_by_layer_as_the_derivation():
+    rng = np.random.default_rng(0)
+    net = mlp([4, 3, 2], ["relu", "identity"], "mse", np.zeros((2, 5)), rng=rng)
+    assert list(net.params) == ["W1", "b1", "W2", "b2"]
+    assert net.params["W1"].shape == (3, 4) and net.params["b2"].shape == (2, 1)
+
+
+def test_sequential_sees_parameters_replaced_in_its_dict():
+    rng = np.random.default_rng(1)
+    net = Sequential([Dense(rng.normal(size=(2, 2)), np.zeros((2, 1))), ReLU()])
+    x = rng.normal(size=(2, 3))
+    net.params["W1"] = np.zeros((2, 2))
+    np.testing.assert_array_equal(net.forward(x), 0.0)
+
+
+@pytest.mark.parametrize(
+    "sizes, activations, loss, match",
+    [
+        ([4], [], "mse", r"`layer_sizes` needs at least two positive widths, got \[4\]"),
+        ([4, 0], ["relu"], "mse", r"`layer_sizes`.*got \[4, 0\]"),
+        ([4, 2], ["relu", "tanh"], "mse", r"`activations` needs one name per layer \(1\)"),
+        ([4, 2], ["swish"], "mse", r"`activations` has unknown names \['swish'\]"),
+        ([4, 2], ["relu"], "hinge", r"`loss` must be one of .*got 'hinge'"),
+    ],
+)
+def test_mlp_rejects_bad_configurations(sizes, activations, loss, match):
+    with pytest.raises(ValueError, match=match):
+        mlp(sizes, activations, loss, np.zeros((2, 3)), rng=np.random.default_rng(0))

@@ -1,0 +1,30 @@
+"""Hand-written NumPy forward and backward passes, following the derivation in
+``shared/seeds/000_89d32f6ee6391fc0.txt`` (summarized in ``shared/DESIGN.md``).
+
+One module per layer family; each layer is a pair of pure functions
+(``*_forward`` returning ``(out, cache)``, ``*_backward``) and a thin class that
+implements the Layer protocol the checker expects. Nothing here imports gradcheck.
+"""
+
+from reference_impls.dense import (
+    ACTIVATIONS,
+    LOSSES,
+    BCEWithLogitsLoss,
+    Dense,
+    Identity,
+    LeakyReLU,
+    MSELoss,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    SoftmaxCrossEntropyLoss,
+    Tanh,
+)
+from reference_impls.networks import Sequential, mlp
+
+__all__ = [
+    "ACTIVATIONS", "LOSSES",
+    "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity", "Softmax",
+    "MSELoss", "BCEWithLogitsLoss", "SoftmaxCrossEntropyLoss",
+    "Sequential", "mlp",
+]
