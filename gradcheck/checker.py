@@ -75,20 +75,32 @@ def _require_finite(name, array):
         first = tuple(int(i) for i in np.argwhere(bad)[0])
         raise ValueError(
             f"`{name}` has {int(bad.sum())} non-finite value(s) (NaN or inf), "
-            f"the first at index {first}: {array[first]!r}"
+            f"the first at index {first}: {array[first].item()!r}"
         )
 
 
 def _as_output(value, what):
     out = np.asarray(value)
-    if not np.issubdtype(out.dtype, np.floating):
-        raise TypeError(f"`{what}` must return a float array, got dtype {out.dtype}")
+    if out.dtype != np.float64:
+        raise TypeError(
+            f"`{what}` gave dtype {out.dtype}; gradients are checked in float64, where "
+            "finite differences have the precision to judge them"
+        )
     _require_finite(what, out)
     return np.array(out, dtype=np.float64, copy=True)
 
 
+def _call_layer(what, method, array):
+    try:
+        return method(array)
+    except Exception as error:
+        error.add_note(f"(raised inside {what}, called by gradcheck.check_layer "
+                       f"with an array of shape {array.shape})")
+        raise
+
+
 def _analytic_gradients(layer, x, dout):
-    dx = layer.backward(dout.copy())
+    dx = _call_layer("layer.backward(dout)", layer.backward, dout.copy())
     grads = {"x": _as_output(dx, "layer.backward(dout)")}
     if grads["x"].shape != x.shape:
         raise ValueError(
@@ -212,7 +224,8 @@ def check_layer(layer, x, *, seed=0, dout=None, torch_fn=None, step=STEP,
     def evaluate():
         nonlocal calls
         calls += 1
-        return _as_output(layer.forward(x_work.copy()), "layer.forward(x)")
+        return _as_output(_call_layer("layer.forward(x)", layer.forward, x_work.copy()),
+                          "layer.forward(x)")
 
     try:
         y = evaluate()

@@ -16,11 +16,11 @@ from hypothesis import HealthCheck, settings
 pytest_plugins = ["pytester"]
 
 settings.register_profile(
-    "ci", derandomize=True, max_examples=30, deadline=None, print_blob=True,
+    "ci", derandomize=True, max_examples=60, deadline=None, print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile(
-    "thorough", max_examples=300, deadline=None, print_blob=True,
+    "thorough", max_examples=600, deadline=None, print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -1,0 +1,289 @@
+"""check_layer: it catches broken layers, says where, rejects bad input, touches nothing."""
+
+import re
+
+import numpy as np
+import pytest
+
+import gradcheck
+from property_tests.torch_twins import torch_twin
+from reference_impls import Dense, ReLU
+from reference_impls.dense import dense_backward
+
+
+def square_dense(seed=0, n=4, m=4):
+    """A dense layer with n inputs, n units and an input of m examples."""
+    rng = np.random.default_rng(seed)
+    return Dense(rng.normal(size=(n, n)), rng.normal(size=(n, 1))), rng.normal(size=(n, m))
+
+
+class BiasSummedOverExamplesAxis(Dense):
+    """db summed over axis 0 (the units) instead of axis 1 (the examples)."""
+
+    def backward(self, dout):
+        dA_prev = super().backward(dout)
+        self.grads["b"] = np.sum(dout, axis=0).reshape(-1, 1)   # right shape only when n == m
+        return dA_prev
+
+
+class DoubledWeightGradient(Dense):
+    """dW scaled by 2, as from a forgotten 1/2 in a squared loss."""
+
+    def backward(self, dout):
+        dA_prev = super().backward(dout)
+        self.grads["W"] = 2.0 * self.grads["W"]
+        return dA_prev
+
+
+class MissingTranspose(Dense):
+    """dA_prev = W dZ instead of Wᵀ dZ (eq. 8): shape-correct for a square W."""
+
+    def backward(self, dout):
+        super().backward(dout)
+        return self.params["W"] @ dout
+
+
+BROKEN = [
+    (BiasSummedOverExamplesAxis, "b", "db"),
+    (DoubledWeightGradient, "W", "dW"),
+    (MissingTranspose, "x", "dA_prev"),
+]
+
+
+@pytest.mark.parametrize("broken, tensor, gradient", BROKEN)
+def test_a_broken_layer_fails_and_the_message_names_the_tensor_and_worst_entry(
+        broken, tensor, gradient):
+    good, x = square_dense()
+    layer = broken(good.params["W"], good.params["b"])
+    result = gradcheck.check_layer(layer, x)
+    assert not result.passed
+    assert result.max_rel_error[tensor] > 1e-2
+    assert [c.tensor for c in result.failures()] == [tensor]   # the bug is localized
+    worst = result.failures()[0]
+    message = result.message()
+    assert f"{gradient} (tensor {tensor!r}" in message
+    assert f"worst at index {worst.worst_index}" in message
+    assert f"analytic = {worst.analytic:.10g}" in message
+    assert f"numeric = {worst.reference:.10g}" in message
+    assert "tolerance 1e-06" in message
+    assert worst.analytic != pytest.approx(worst.reference, rel=1e-3)
+
+
+@pytest.mark.parametrize("broken, tensor, gradient", BROKEN)
+def test_the_assert_form_raises_an_assertion_error_naming_the_tensor(broken, tensor, gradient):
+    good, x = square_dense(seed=1)
+    layer = broken(good.params["W"], good.params["b"])
+    with pytest.raises(AssertionError, match=re.escape(f"{gradient} (tensor {tensor!r}")) as info:
+        gradcheck.assert_layer_gradients(layer, x)
+    assert isinstance(info.value, gradcheck.GradientCheckError)
+
+
+@pytest.mark.parametrize("broken, tensor, gradient", BROKEN)
+def test_the_torch_oracle_catches_the_same_bugs(broken, tensor, gradient):
+    good, x = square_dense(seed=2)
+    layer = broken(good.params["W"], good.params["b"])
+    result = gradcheck.check_layer(layer, x, torch_fn=torch_twin(good))
+    failed = {(c.tensor, c.oracle) for c in result.failures()}
+    assert failed == {(tensor, "finite_differences"), (tensor, "torch")}
+
+
+def test_a_correct_layer_passes_with_every_tensor_and_oracle_reported():
+    layer, x = square_dense(seed=3, n=3, m=5)
+    result = gradcheck.assert_layer_gradients(layer, x, torch_fn=torch_twin(layer))
+    assert result.passed
+    assert set(result.max_rel_error) == {"x", "W", "b"}
+    assert {(c.tensor, c.oracle) for c in result.checks} == {
+        (t, o) for t in ("x", "W", "b") for o in ("finite_differences", "torch")}
+    assert max(result.max_rel_error.values()) < 1e-6
+    # One forward for the output, then two per entry of x, W and b.
+    assert result.forward_calls == 1 + 2 * (x.size + layer.params["W"].size + layer.params["b"].size)
+    assert "passed" in result.message()
+
+
+def test_the_same_seed_reproduces_the_check_and_dout_overrides_it():
+    layer, x = square_dense(seed=4)
+    assert gradcheck.check_layer(layer, x, seed=7) == gradcheck.check_layer(layer, x, seed=7)
+    dout = np.ones((4, 4))
+    a = gradcheck.check_layer(layer, x, seed=1, dout=dout)
+    b = gradcheck.check_layer(layer, x, seed=2, dout=dout)
+    assert a.checks == b.checks
+
+
+def test_a_random_upstream_gradient_sees_what_a_constant_one_would_miss():
+    class MeanOverUnits(Dense):
+        """dW from dZ averaged over the units: right only when all units get the same dZ."""
+
+        def backward(self, dout):
+            dA = super().backward(dout)
+            flat = np.broadcast_to(dout.mean(axis=0, keepdims=True), dout.shape).copy()
+            self.grads["W"] = dense_backward(flat, self._cache)[1]
+            return dA
+
+    good, x = square_dense(seed=5)
+    layer = MeanOverUnits(good.params["W"], good.params["b"])
+    assert gradcheck.check_layer(layer, x, dout=np.ones((4, 4))).passed
+    assert not gradcheck.check_layer(layer, x).passed
+
+
+# ------------------------------------------------------------------ bad input
+class NoGradForB(Dense):
+    def backward(self, dout):
+        dA = super().backward(dout)
+        del self.grads["b"]
+        return dA
+
+
+class TransposedGradW(Dense):
+    def backward(self, dout):
+        dA = super().backward(dout)
+        self.grads["W"] = self.grads["W"].T
+        return dA
+
+
+class WrongShapeDx(Dense):
+    def backward(self, dout):
+        return super().backward(dout)[:, :1]
+
+
+class NaNOutput(Dense):
+    def forward(self, x):
+        Z = super().forward(x)
+        Z[0, 0] = np.nan
+        return Z
+
+
+class FloatOutput(Dense):
+    def forward(self, x):
+        return super().forward(x).astype(np.float32)
+
+
+def _dense(cls=Dense, n=3, n_prev=2, m=4, seed=0):
+    rng = np.random.default_rng(seed)
+    return cls(rng.normal(size=(n, n_prev)), rng.normal(size=(n, 1))), rng.normal(size=(n_prev, m))
+
+
+@pytest.mark.parametrize(
+    "make, error, match",
+    [
+        (lambda: (_dense()[0], np.zeros((5, 4))), ValueError,
+         r"`A_prev.shape\[0\]` \(5\) must match `W.shape\[1\]` \(2\)"),
+        (lambda: _dense(NoGradForB), ValueError, r"`layer.grads` is missing 'b'"),
+        (lambda: _dense(TransposedGradW), ValueError,
+         r"`layer.grads\['W'\]` has shape \(2, 3\), expected \(3, 2\)"),
+        (lambda: _dense(WrongShapeDx), ValueError,
+         r"`layer.backward\(dout\)` returned shape \(2, 1\), expected x.shape \(2, 4\)"),
+        (lambda: _dense(NaNOutput), ValueError,
+         r"`layer.forward\(x\)` has 1 non-finite value\(s\).*index \(0, 0\): nan"),
+        (lambda: (_dense()[0], np.full((2, 4), np.inf)), ValueError,
+         r"`x` has 8 non-finite value\(s\)"),
+        (lambda: (_dense()[0], np.zeros((2, 4), dtype=np.float32)), TypeError,
+         r"`x` has dtype float32"),
+        (lambda: (_dense()[0], [[0.0] * 4] * 2), TypeError,
+         r"`x` must be a numpy.ndarray, got list"),
+        (lambda: (object(), np.zeros((2, 4))), TypeError,
+         r"`layer` must have a callable `forward`"),
+        (lambda: _dense(FloatOutput), TypeError, r"`layer.forward\(x\)` .* dtype float32"),
+    ],
+    ids=["x-does-not-fit", "grad-missing", "grad-wrong-shape", "dx-wrong-shape",
+         "nan-output", "inf-input", "float32-input", "list-input", "not-a-layer",
+         "float32-output"],
+)
+def test_bad_input_raises_a_clear_error_naming_the_argument(make, error, match):
+    layer, x = make()
+    with pytest.raises(error, match=match):
+        gradcheck.check_layer(layer, x)
+
+
+def test_a_parameter_of_the_wrong_dtype_is_named():
+    layer, x = _dense()
+    layer.params["W"] = layer.params["W"].astype(np.float32)
+    with pytest.raises(TypeError, match=r"`layer.params\['W'\]` has dtype float32"):
+        gradcheck.check_layer(layer, x)
+
+
+@pytest.mark.parametrize("option, value", [("step", 0.0), ("step", -1e-6),
+                                           ("fd_tolerance", float("nan")), ("torch_tolerance", 0)])
+def test_bad_options_are_named_with_their_value(option, value):
+    layer, x = _dense()
+    with pytest.raises(ValueError, match=rf"`{option}` must be a positive finite number, got"):
+        gradcheck.check_layer(layer, x, **{option: value})
+
+
+def test_a_dout_of_the_wrong_shape_is_named():
+    layer, x = _dense()
+    with pytest.raises(ValueError, match=r"`dout.shape` \(4, 3\) must equal .* \(3, 4\)"):
+        gradcheck.check_layer(layer, x, dout=np.ones((4, 3)))
+
+
+def test_a_torch_twin_of_the_wrong_shape_is_named():
+    layer, x = _dense()
+    with pytest.raises(ValueError, match=r"`torch_fn` returned shape \(4, 3\)"):
+        gradcheck.check_layer(layer, x, torch_fn=lambda x, p: (p["W"] @ x + p["b"]).T)
+
+
+def test_an_error_inside_the_layer_says_where_it_was_raised():
+    layer, _ = _dense()
+    with pytest.raises(ValueError) as info:
+        gradcheck.check_layer(layer, np.zeros((5, 4)))
+    assert any("layer.forward(x)" in note for note in info.value.__notes__)
+
+
+# ------------------------------------------------------------- no side effects
+def _snapshot(layer, x):
+    return [x.copy(), *(v.copy() for v in layer.params.values())]
+
+
+def _unchanged(before, layer, x):
+    return all(np.array_equal(a, b) and a.tobytes() == b.tobytes()
+               for a, b in zip(before, [x, *layer.params.values()]))
+
+
+@pytest.mark.parametrize("cls", [Dense, DoubledWeightGradient])
+def test_the_callers_arrays_are_left_exactly_as_they_were(cls):
+    # Values like 0.1 and 1/3 do not survive v + h - h in float64: restoring
+    # means writing the original back, which the bytes comparison checks.
+    layer, x = _dense(cls)
+    layer.params["W"][0, 0], x[0, 0] = 0.1, 1.0 / 3.0
+    before = _snapshot(layer, x)
+    params = dict(layer.params)
+    gradcheck.check_layer(layer, x, torch_fn=torch_twin(_dense()[0]))
+    assert _unchanged(before, layer, x)
+    assert all(layer.params[k] is params[k] for k in params)   # same array objects
+
+
+def test_parameters_are_restored_when_the_layer_raises_midway():
+    class FailsLater(Dense):
+        calls = 0
+
+        def forward(self, x):
+            FailsLater.calls += 1
+            if FailsLater.calls == 9:
+                raise RuntimeError("boom")
+            return super().forward(x)
+
+    layer, x = _dense(FailsLater)
+    before = _snapshot(layer, x)
+    with pytest.raises(RuntimeError, match="boom"):
+        gradcheck.check_layer(layer, x)
+    assert _unchanged(before, layer, x)
+
+
+def test_a_layer_that_writes_into_its_parameters_gets_them_back():
+    class Drifts(Dense):
+        def forward(self, x):
+            self.params["b"] += 1.0
+            return super().forward(x)
+
+    layer, x = _dense(Drifts)
+    before = _snapshot(layer, x)
+    gradcheck.check_layer(layer, x)
+    assert _unchanged(before, layer, x)
+
+
+def test_relu_exactly_at_its_kink_is_not_hidden():
+    # Issue 4 adds kink detection; until then a layer evaluated at the kink
+    # fails honestly rather than passing by luck: central differences see 1/2.
+    result = gradcheck.check_layer(ReLU(), np.array([[0.0, 1.0], [-1.0, 2.0]]))
+    worst = result.failures()[0]
+    assert worst.worst_index == (0, 0)
+    assert worst.reference == pytest.approx(0.5 * np.random.default_rng(0).standard_normal((2, 2))[0, 0])

@@ -1,0 +1,96 @@
+"""The report tables and the pytest plugin that writes them."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import gradcheck
+from gradcheck.report import (
+    DETAILED_COLUMNS, DETAILED_CSV, SUMMARY_COLUMNS, SUMMARY_CSV, format_summary, write_reports,
+)
+from reference_impls import Dense
+
+
+def _rows():
+    rng = np.random.default_rng(0)
+    rows = []
+    for seed, factor in [(0, 1.0), (1, 1.0), (2, 2.0)]:   # the last case has dW doubled
+        layer = Dense(rng.normal(size=(3, 2)), rng.normal(size=(3, 1)))
+        result = gradcheck.check_layer(layer, rng.normal(size=(2, 4)), seed=seed)
+        for row in result.to_rows():
+            if row["gradient"] == "dW" and factor != 1.0:
+                row.update(max_rel_error=0.5, passed=False, mismatched=6)
+            rows.append({"test": "t", "config": f'{{"case": {seed}}}', **row})
+    return rows
+
+
+def test_summary_has_the_worst_error_per_layer_gradient_and_oracle(tmp_path):
+    rows = _rows()
+    summary, paths = write_reports(rows, tmp_path / "out")
+    assert list(summary.columns) == SUMMARY_COLUMNS
+    assert sorted(summary["gradient"]) == ["dA_prev", "dW", "db"]
+    by_gradient = summary.set_index("gradient")
+    assert (by_gradient["cases"] == 3).all()
+    assert by_gradient.loc["dW", "max_rel_error"] == 0.5
+    assert by_gradient.loc["dW", "failed_cases"] == 1 and not by_gradient.loc["dW", "passed"]
+    expected_db = max(r["max_rel_error"] for r in rows if r["gradient"] == "db")
+    assert by_gradient.loc["db", "max_rel_error"] == expected_db
+    assert by_gradient.loc["db", "passed"]
+    assert "NO" in format_summary(summary)
+
+
+def test_csvs_read_back_with_their_columns_and_dtypes(tmp_path):
+    write_reports(_rows(), tmp_path)
+    detailed = pd.read_csv(tmp_path / DETAILED_CSV)
+    summary = pd.read_csv(tmp_path / SUMMARY_CSV)
+    assert list(detailed.columns) == DETAILED_COLUMNS
+    assert list(summary.columns) == SUMMARY_COLUMNS
+    assert len(detailed) == 9 and len(summary) == 3
+    assert detailed["max_rel_error"].dtype == np.float64
+    assert detailed["passed"].dtype == bool and summary["passed"].dtype == bool
+    assert detailed["size"].dtype == np.int64 and summary["cases"].dtype == np.int64
+
+
+INNER_TEST = """
+import numpy as np
+import pytest
+from reference_impls import Dense
+
+
+class Doubled(Dense):
+    def backward(self, dout):
+        dx = super().backward(dout)
+        self.grads["W"] = 2 * self.grads["W"]
+        return dx
+
+
+@pytest.mark.parametrize("cls", [Dense, Doubled])
+def test_layer(check_gradients, cls):
+    rng = np.random.default_rng(0)
+    layer = cls(rng.normal(size=(3, 2)), rng.normal(size=(3, 1)))
+    check_gradients(layer, rng.normal(size=(2, 4)), config={"cls": cls.__name__})
+"""
+
+
+def test_the_plugin_records_every_check_and_writes_the_report(pytester):
+    pytester.makepyfile(test_inner=INNER_TEST)
+    result = pytester.runpytest_subprocess("--gradcheck-report", "out", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        "*dW (tensor 'W', shape (3, 2)) vs finite_differences: 6 / 6 entries (100.0%)*",
+        "*worst at index*analytic = *numeric = *",
+        "*gradcheck summary*",
+        "*6 comparisons in 6 rows, 1 row(s) failed*",
+    ])
+    detailed = pd.read_csv(pytester.path / "out" / DETAILED_CSV)
+    assert len(detailed) == 6
+    assert set(detailed["test"]) == {"test_inner.py::test_layer[Dense]",
+                                     "test_inner.py::test_layer[Doubled]"}
+    failed = detailed[~detailed["passed"]]
+    assert list(failed["gradient"]) == ["dW"] and list(failed["config"]) == ['{"cls": "Doubled"}']
+
+
+def test_the_plugin_writes_nothing_without_the_option(pytester):
+    pytester.makepyfile(test_inner=INNER_TEST)
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1, failed=1)
+    assert not (pytester.path / "out").exists()
