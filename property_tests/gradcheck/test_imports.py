@@ -1,0 +1,25 @@
+"""The house rules on imports: torch only in the torch oracle, pandas only in the
+report, and reference_impls independent of gradcheck."""
+
+import subprocess
+import sys
+
+
+def _modules_after(statement):
+    code = f"import sys; {statement}; print(' '.join(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
+
+
+def test_importing_gradcheck_and_checking_a_layer_imports_neither_torch_nor_pandas():
+    loaded = _modules_after(
+        "import numpy as np, gradcheck; from reference_impls import Dense; "
+        "r = np.random.default_rng(0); "
+        "gradcheck.check_layer(Dense(r.normal(size=(2, 2)), r.normal(size=(2, 1))), "
+        "r.normal(size=(2, 3)))"
+    )
+    assert "torch" not in loaded and "pandas" not in loaded
+
+
+def test_reference_impls_import_nothing_from_gradcheck():
+    assert "gradcheck" not in _modules_after("import reference_impls")
