@@ -122,7 +122,7 @@ def _analytic_gradients(layer, x, dout):
     return grads
 
 
-def _compare(name, gradient, oracle, analytic, reference, floor, tolerance):
+def _compare(name, gradient, oracle, analytic, reference, floor, tolerance, excluded):
     err = relative_errors(analytic, reference, floor)
     worst = np.unravel_index(int(np.argmax(err)), err.shape) if err.size else ()
     worst = tuple(int(i) for i in worst)
@@ -139,20 +139,43 @@ def _compare(name, gradient, oracle, analytic, reference, floor, tolerance):
         worst_index=worst,
         analytic=float(analytic[worst]) if err.size else 0.0,
         reference=float(reference[worst]) if err.size else 0.0,
+        excluded=excluded,
     )
 
 
-def _compare_all(oracle, analytic, reference, noise, tolerance, input_name):
+def _compare_all(oracle, analytic, reference, noise, tolerance, input_name, exclude=None):
+    exclude = exclude or {}
+    # An excluded entry is not compared: the reference takes the analytic value there.
+    reference = {k: np.where(exclude[k], analytic[k], r) if k in exclude else r
+                 for k, r in reference.items()}
     floor = error_floor([(analytic[k], reference[k]) for k in analytic], noise, tolerance)
     return [
         _compare(k, "d" + (input_name if k == "x" else k), oracle, analytic[k], reference[k],
-                 floor, tolerance)
+                 floor, tolerance, int(np.count_nonzero(exclude[k])) if k in exclude else 0)
         for k in analytic
     ]
 
 
+def _validate_exclude(fd_exclude, x, params):
+    if fd_exclude is None:
+        return {}
+    if not isinstance(fd_exclude, dict):
+        raise TypeError(f"`fd_exclude` must be a dict of tensor name to boolean mask, "
+                        f"got {type(fd_exclude).__name__}")
+    shapes = {"x": x.shape, **{k: v.shape for k, v in params.items()}}
+    for key, mask in fd_exclude.items():
+        if key not in shapes:
+            raise ValueError(f"`fd_exclude` has key {key!r}; the tensors are {sorted(shapes)}")
+        if not isinstance(mask, np.ndarray) or mask.dtype != bool or mask.shape != shapes[key]:
+            got = getattr(mask, "shape", type(mask).__name__), getattr(mask, "dtype", None)
+            raise ValueError(f"`fd_exclude[{key!r}]` must be a boolean array of shape "
+                             f"{shapes[key]}, got shape/dtype {got}")
+    return dict(fd_exclude)
+
+
 def check_layer(layer, x, *, seed=0, dout=None, torch_fn=None, step=STEP,
-                fd_tolerance=FD_TOLERANCE, torch_tolerance=TORCH_TOLERANCE, name=None):
+                fd_tolerance=FD_TOLERANCE, torch_tolerance=TORCH_TOLERANCE, name=None,
+                fd_exclude=None):
     """Check a layer's backward pass against central differences (and torch).
 
     The layer is run forward on a copy of ``x``; its backward gets a fixed
@@ -185,6 +208,12 @@ def check_layer(layer, x, *, seed=0, dout=None, torch_fn=None, step=STEP,
         Largest relative error accepted against each oracle.
     name : str, optional
         The layer's name in the result; default its ``name`` attribute or class.
+    fd_exclude : dict of str to bool ndarray, optional
+        Entries left out of the finite-difference comparison, by tensor
+        (``"x"`` or a parameter name; mask of the tensor's shape): points where
+        the layer is known not to be differentiable, such as max-pool ties,
+        where central differences straddle a kink. They are still compared
+        against torch; ``TensorCheck.excluded`` counts them.
 
     Returns
     -------
@@ -215,6 +244,7 @@ def check_layer(layer, x, *, seed=0, dout=None, torch_fn=None, step=STEP,
                        ("torch_tolerance", torch_tolerance)):
         if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
             raise ValueError(f"`{key}` must be a positive finite number, got {value!r}")
+    exclude = _validate_exclude(fd_exclude, x, layer.params)
     label = _layer_name(layer, name)
     input_name = str(getattr(layer, "input_name", "x"))
     x_work = x.copy()
@@ -248,7 +278,7 @@ def check_layer(layer, x, *, seed=0, dout=None, torch_fn=None, step=STEP,
                             "at a perturbed point)", value)
         noise = _NOISE_FACTOR * _U * float(np.sum(np.abs(G * y))) / step
         checks = _compare_all("finite_differences", analytic, numeric, noise, fd_tolerance,
-                              input_name)
+                              input_name, exclude)
 
         if torch_fn is not None:
             from gradcheck.torch_oracle import torch_gradients

@@ -19,12 +19,13 @@ SUMMARY_CSV = "gradcheck_summary.csv"
 #: Columns of the detailed table, in order.
 DETAILED_COLUMNS = [
     "test", "layer", "config", "seed", "tensor", "gradient", "oracle", "shape", "size",
-    "max_rel_error", "max_abs_error", "tolerance", "mismatched", "passed", "forward_calls",
+    "max_rel_error", "max_abs_error", "tolerance", "mismatched", "excluded", "passed",
+    "forward_calls",
 ]
 #: Columns of the summary table, in order.
 SUMMARY_COLUMNS = [
     "layer", "gradient", "oracle", "cases", "max_rel_error", "median_rel_error",
-    "max_abs_error", "tolerance", "failed_cases", "passed",
+    "max_abs_error", "tolerance", "excluded", "failed_cases", "passed",
 ]
 
 
@@ -34,7 +35,7 @@ def detailed_table(rows):
     import pandas as pd
 
     frame = pd.DataFrame(list(rows), columns=DETAILED_COLUMNS)
-    return frame.astype({"size": "int64", "mismatched": "int64", "forward_calls": "int64",
+    return frame.astype({"size": "int64", "mismatched": "int64", "excluded": "int64", "forward_calls": "int64",
                          "seed": "int64", "passed": "bool", "max_rel_error": "float64",
                          "max_abs_error": "float64", "tolerance": "float64"})
 
@@ -59,6 +60,7 @@ def summary_table(detailed):
         median_rel_error=("max_rel_error", "median"),
         max_abs_error=("max_abs_error", "max"),
         tolerance=("tolerance", "max"),
+        excluded=("excluded", "sum"),
         failed_cases=("passed", lambda passed: int((~passed).sum())),
     ).reset_index()
     summary["passed"] = summary["failed_cases"] == 0

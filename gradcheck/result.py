@@ -42,6 +42,8 @@ class TensorCheck:
         Index of the entry with the largest relative error.
     analytic, reference : float
         The two values at ``worst_index``.
+    excluded : int
+        Entries left out of the comparison (``fd_exclude``).
     """
 
     tensor: str
@@ -56,6 +58,7 @@ class TensorCheck:
     worst_index: tuple
     analytic: float
     reference: float
+    excluded: int = 0
 
     @property
     def size(self):
@@ -74,7 +77,8 @@ class TensorCheck:
         return (
             f"{self.gradient} (tensor {self.tensor!r}, shape {self.shape}) vs {self.oracle}: "
             f"{self.mismatched} / {size} entries ({100.0 * self.mismatched / size:.1f}%) "
-            f"over tolerance {self.tolerance:.0e}\n"
+            f"over tolerance {self.tolerance:.0e}"
+            + (f" ({self.excluded} excluded)" if self.excluded else "") + "\n"
             f"  worst at index {self.worst_index}: analytic = {self.analytic:.10g}, "
             f"{label} = {self.reference:.10g}, relative error {self.max_rel_error:.3g} "
             f"(absolute {abs(self.analytic - self.reference):.3g}; relative-error floor {self.floor:.3g})"
@@ -92,6 +96,7 @@ class TensorCheck:
             "max_abs_error": self.max_abs_error,
             "tolerance": self.tolerance,
             "mismatched": self.mismatched,
+            "excluded": self.excluded,
             "passed": self.passed,
         }
 

@@ -287,3 +287,35 @@ def test_relu_exactly_at_its_kink_is_not_hidden():
     worst = result.failures()[0]
     assert worst.worst_index == (0, 0)
     assert worst.reference == pytest.approx(0.5 * np.random.default_rng(0).standard_normal((2, 2))[0, 0])
+
+
+def test_entries_excluded_from_finite_differences_are_counted_and_still_checked_by_torch():
+    x = np.array([[0.0, 1.0], [-1.0, 2.0]])
+    kink = x == 0
+    result = gradcheck.check_layer(ReLU(), x, fd_exclude={"x": kink}, torch_fn=torch_twin(ReLU()))
+    assert result.passed, result.message()
+    by_oracle = {c.oracle: c for c in result.checks}
+    assert by_oracle["finite_differences"].excluded == 1
+    assert by_oracle["torch"].excluded == 0 and by_oracle["torch"].max_rel_error == 0.0
+
+
+def test_an_excluded_entry_hides_nothing_else():
+    good, x = square_dense(seed=6)
+    layer = DoubledWeightGradient(good.params["W"], good.params["b"])
+    mask = np.zeros((4, 4), dtype=bool)
+    mask[0, 0] = True
+    result = gradcheck.check_layer(layer, x, fd_exclude={"W": mask})
+    (failure,) = result.failures()
+    assert failure.tensor == "W" and failure.excluded == 1 and failure.mismatched == 15
+    assert "(1 excluded)" in result.message()
+
+
+@pytest.mark.parametrize("fd_exclude, match", [
+    ({"y": np.zeros((2, 4), bool)}, r"`fd_exclude` has key 'y'"),
+    ({"x": np.zeros((4, 2), bool)}, r"`fd_exclude\['x'\]` must be a boolean array of shape \(2, 4\)"),
+    ({"x": np.zeros((2, 4))}, r"`fd_exclude\['x'\]` must be a boolean array"),
+])
+def test_a_bad_exclusion_mask_is_named(fd_exclude, match):
+    layer, x = _dense()
+    with pytest.raises(ValueError, match=match):
+        gradcheck.check_layer(layer, x, fd_exclude=fd_exclude)
