@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PROFILE ?= ci
 REPORTS ?= reports
 
-.PHONY: install verify test clean
+.PHONY: install verify test bench clean
 
 install: $(STAMP)
 
@@ -26,6 +26,11 @@ verify: $(STAMP)
 # The whole suite: the checker's own tests and the verification.
 test: $(STAMP)
 	$(PY) -m pytest property_tests -q --hypothesis-profile=$(PROFILE)
+
+# Speed and memory of conv and pooling against torch (a benchmark, not a test):
+# writes $(REPORTS)/bench_layers.csv and prints the ratios.
+bench: $(STAMP)
+	$(PY) -m benchmarks.bench_layers --out $(REPORTS)/bench_layers.csv
 
 clean:
 	rm -rf $(VENV) .hypothesis .pytest_cache $(REPORTS)/*.csv

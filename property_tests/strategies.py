@@ -15,6 +15,9 @@ from hypothesis import assume
 from hypothesis import strategies as st
 
 from reference_impls import ACTIVATIONS, LOSSES, Dense, LeakyReLU, ReLU, mlp
+from reference_impls.conv import Conv2D
+from reference_impls.networks import ELEMENTWISE_ACTIVATIONS, cnn
+from reference_impls.pooling import AvgPool2D, MaxPool2D
 
 #: Distance from a ReLU kink below which finite differences may straddle it.
 #: A perturbation moves a pre-activation by at most step · max(1, |v|) · |coefficient|
@@ -44,12 +47,30 @@ def _targets(loss, shape, rng, binary):
     return rng.dirichlet(np.ones(shape[0]), size=shape[1]).T  # soft labels
 
 
+def _max_pool_gaps(x, layer):
+    """Gap between the largest and second largest entry of each max-pool window (> 0 only)."""
+    (f_H, f_W), (s_H, s_W), (p_H, p_W) = layer.window, layer.stride, layer.padding
+    if f_H * f_W == 1:
+        return np.inf
+    padded = np.pad(x, ((p_H, p_H), (p_W, p_W), (0, 0), (0, 0)), constant_values=-np.inf)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (f_H, f_W), axis=(0, 1))
+    windows = windows[::s_H, ::s_W]          # (out_H, out_W, n_C, m, f_H, f_W)
+    top2 = np.sort(windows.reshape(*windows.shape[:4], -1), axis=-1)[..., -2:]
+    gaps = top2[..., 1] - top2[..., 0]
+    gaps = gaps[np.isfinite(gaps) & (gaps > 0)]   # exact ties of dead units are harmless
+    return float(gaps.min(initial=np.inf))
+
+
 def kink_distance(layers, x):
-    """Return the smallest |input| of any ReLU or LeakyReLU in ``layers`` run on ``x``."""
+    """Return how close ``x`` run through ``layers`` comes to a kink: the smallest
+    |input| of any ReLU or LeakyReLU, and the smallest gap between the two largest
+    entries of a max-pool window."""
     distance, out = np.inf, x
     for layer in layers:
         if isinstance(layer, (ReLU, LeakyReLU)):
             distance = min(distance, float(np.min(np.abs(out))))
+        elif isinstance(layer, MaxPool2D):
+            distance = min(distance, _max_pool_gaps(out, layer))
         out = layer.forward(out)
     return distance
 
@@ -132,5 +153,147 @@ def mlp_cases(draw):
                  config["binary_targets"])
     net = mlp(config["layer_sizes"], config["activations"], config["loss"], Y, rng=rng)
     X = rng.normal(size=(config["layer_sizes"][0], config["m"]))
+    assume(kink_distance(net.layers, X) > KINK_MARGIN)
+    return Case(config, net, X)
+
+
+# ------------------------------------------------------------ conv and pooling
+def _out_size(n, f, s, p, d=1):
+    """Output length of a window of f taps, spaced d, stride s, over n + 2p entries (0 if none)."""
+    return max((n + 2 * p - d * (f - 1) - 1) // s + 1, 0)
+
+
+pairs_1_3 = st.tuples(st.integers(1, 3), st.integers(1, 3))
+
+
+@st.composite
+def conv_cases(draw):
+    """Return a strategy for a :class:`Conv2D` (stride, padding incl. "same", dilation,
+    channels, batch, non-square kernels) and its input ``A_prev`` (n_H, n_W, n_C_prev, m)."""
+    config = {
+        "n_H": draw(st.integers(1, 7), label="n_H"),
+        "n_W": draw(st.integers(1, 7), label="n_W"),
+        "n_C_prev": draw(st.integers(1, 3), label="n_C_prev"),
+        "n_C": draw(st.integers(1, 3), label="n_C"),
+        "m": draw(st.integers(1, 3), label="m"),
+        "kernel": draw(pairs_1_3, label="kernel"),
+        "stride": draw(pairs_1_3, label="stride"),
+        "dilation": draw(st.tuples(st.integers(1, 2), st.integers(1, 2)), label="dilation"),
+    }
+    same_ok = config["stride"] == (1, 1)   # torch's rule for padding="same"
+    padding = draw(st.one_of(st.tuples(st.integers(0, 2), st.integers(0, 2)),
+                             st.sampled_from(["valid", "same"] if same_ok else ["valid"])),
+                   label="padding")
+    config["padding"] = padding
+    if padding != "same":   # "same" keeps every size
+        pads = (0, 0) if padding == "valid" else padding
+        assume(all(_out_size(n, f, s, p, d) >= 1 for n, f, s, p, d in zip(
+            (config["n_H"], config["n_W"]), config["kernel"], config["stride"], pads,
+            config["dilation"])))
+    config["seed"] = draw(seeds, label="seed")
+    rng = np.random.default_rng(config["seed"])
+    W = rng.normal(size=(*config["kernel"], config["n_C_prev"], config["n_C"]))
+    layer = Conv2D(W, rng.normal(size=config["n_C"]), stride=config["stride"],
+                   padding=padding, dilation=config["dilation"])
+    x = rng.normal(size=(config["n_H"], config["n_W"], config["n_C_prev"], config["m"]))
+    return Case(config, layer, x)
+
+
+@st.composite
+def pool_cases(draw, kinds=("max", "avg")):
+    """Return a strategy for a pooling layer and its input, with overlapping windows
+    (stride < window), padding, and inputs that tie on purpose.
+
+    ``values`` is ``"normal"`` (ties have probability 0), ``"ties"`` (integers
+    0, 1, 2: most windows tie) or ``"constant"`` (every window is one tie).
+    """
+    kind = draw(st.sampled_from(kinds), label="kind")
+    window = draw(pairs_1_3, label="window")
+    config = {
+        "kind": kind,
+        "n_H": draw(st.integers(1, 7), label="n_H"),
+        "n_W": draw(st.integers(1, 7), label="n_W"),
+        "n_C": draw(st.integers(1, 2), label="n_C"),
+        "m": draw(st.integers(1, 2), label="m"),
+        "window": window,
+        "stride": draw(pairs_1_3, label="stride"),
+        "padding": draw(st.tuples(st.integers(0, window[0] // 2), st.integers(0, window[1] // 2)),
+                        label="padding"),
+        "values": draw(st.sampled_from(["normal", "ties", "constant"]), label="values"),
+    }
+    if kind == "avg":
+        config["count_include_pad"] = draw(st.booleans(), label="count_include_pad")
+    assume(all(_out_size(n, f, s, p) >= 1 for n, f, s, p in zip(
+        (config["n_H"], config["n_W"]), window, config["stride"], config["padding"])))
+    config["seed"] = draw(seeds, label="seed")
+    rng = np.random.default_rng(config["seed"])
+    shape = (config["n_H"], config["n_W"], config["n_C"], config["m"])
+    x = {"normal": lambda: rng.normal(size=shape),
+         "ties": lambda: rng.integers(0, 3, size=shape).astype(np.float64),
+         "constant": lambda: np.full(shape, rng.normal())}[config["values"]]()
+    options = {k: config[k] for k in ("stride", "padding", "count_include_pad") if k in config}
+    layer = (MaxPool2D if kind == "max" else AvgPool2D)(window, **options)
+    return Case(config, layer, x)
+
+
+def max_pool_ties(x, window, stride, padding):
+    """Return the mask of entries of ``x`` that tie for the maximum of some window.
+
+    There central differences straddle a kink (``+h`` makes the entry the
+    window's maximum, ``-h`` hands it to another), so they are compared
+    against torch's choice only. A plain loop over windows: test code.
+    """
+    (f_H, f_W), (s_H, s_W), (p_H, p_W) = window, stride, padding
+    n_H, n_W = x.shape[:2]
+    padded = np.full((n_H + 2 * p_H, n_W + 2 * p_W, *x.shape[2:]), -np.inf)
+    padded[p_H:p_H + n_H, p_W:p_W + n_W] = x
+    tied = np.zeros(padded.shape, dtype=bool)
+    for i in range(0, padded.shape[0] - f_H + 1, s_H):
+        for j in range(0, padded.shape[1] - f_W + 1, s_W):
+            win = padded[i:i + f_H, j:j + f_W]
+            at_max = win == win.max(axis=(0, 1))
+            tied[i:i + f_H, j:j + f_W] |= at_max & (at_max.sum(axis=(0, 1)) > 1)
+    return tied[p_H:p_H + n_H, p_W:p_W + n_W]
+
+
+@st.composite
+def cnn_cases(draw):
+    """Return a strategy for a small CNN (1-2 conv stages with optional pooling, then
+    dense layers and a loss) and its input ``X`` of shape (n_H, n_W, n_C, m)."""
+    n_stages = draw(st.integers(1, 2), label="n_stages")
+    stages = []
+    for i in range(n_stages):
+        stage = {
+            "filters": draw(st.integers(1, 3), label=f"filters{i}"),
+            "kernel": draw(pairs_1_3, label=f"kernel{i}"),
+            "stride": draw(st.integers(1, 2), label=f"stride{i}"),
+            "padding": draw(st.integers(0, 1), label=f"padding{i}"),
+            "dilation": draw(st.integers(1, 2), label=f"dilation{i}"),
+            "activation": draw(st.sampled_from(ELEMENTWISE_ACTIVATIONS), label=f"activation{i}"),
+            "pool": draw(st.one_of(st.none(), st.fixed_dictionaries({
+                "kind": st.sampled_from(["max", "avg"]),
+                "window": st.integers(1, 2),
+                "stride": st.integers(1, 2)})), label=f"pool{i}"),
+        }
+        stages.append(stage)
+    config = {
+        "input_shape": (draw(st.integers(3, 8), label="n_H"), draw(st.integers(3, 8), label="n_W"),
+                        draw(st.integers(1, 2), label="n_C")),
+        "conv_stages": stages,
+        "dense_sizes": [draw(st.integers(1, 4), label="hidden"), draw(st.integers(1, 3), label="out")],
+        "dense_activations": [draw(st.sampled_from(sorted(ACTIVATIONS)), label="dense_act"),
+                              "identity"],
+        "loss": draw(st.sampled_from(sorted(LOSSES)), label="loss"),
+        "m": draw(st.integers(1, 2), label="m"),
+        "seed": draw(seeds, label="seed"),
+    }
+    rng = np.random.default_rng(config["seed"])
+    Y = _targets(config["loss"], (config["dense_sizes"][-1], config["m"]), rng, True)
+    try:
+        net = cnn(config["input_shape"], stages, config["dense_sizes"],
+                  config["dense_activations"], config["loss"], Y, rng=rng)
+    except ValueError:   # a stage whose window no longer fits: no valid output size
+        assume(False)
+    X = rng.normal(size=(*config["input_shape"], config["m"]))
     assume(kink_distance(net.layers, X) > KINK_MARGIN)
     return Case(config, net, X)

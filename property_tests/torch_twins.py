@@ -12,7 +12,32 @@ import torch
 import torch.nn.functional as F
 
 from reference_impls import dense as D
-from reference_impls.networks import Sequential
+from reference_impls.conv import Conv2D
+from reference_impls.networks import Flatten, Sequential
+from reference_impls.pooling import AvgPool2D, MaxPool2D
+
+# The derivation's layout (n_H, n_W, n_C, m) and torch's (N, C, H, W) are the
+# same axes permuted: (3, 2, 0, 1) takes ours to torch's, (2, 3, 1, 0) back.
+TO_TORCH, FROM_TORCH = (3, 2, 0, 1), (2, 3, 1, 0)
+
+
+def _conv_twin(layer):
+    def forward(x, p):
+        z = F.conv2d(x.permute(TO_TORCH), p["W"].permute(3, 2, 0, 1), p["b"],
+                     stride=layer.stride, padding=layer.padding, dilation=layer.dilation)
+        return z.permute(FROM_TORCH)
+    return forward
+
+
+def _pool_twin(layer):
+    if isinstance(layer, MaxPool2D):
+        def pool(x):
+            return F.max_pool2d(x, layer.window, layer.stride, layer.padding)
+    else:
+        def pool(x):
+            return F.avg_pool2d(x, layer.window, layer.stride, layer.padding,
+                                count_include_pad=layer.count_include_pad)
+    return lambda x, p: pool(x.permute(TO_TORCH)).permute(FROM_TORCH)
 
 
 def _loss_twin(kind, Y):
@@ -48,6 +73,12 @@ def torch_twin(layer):
         return lambda x, p: op(x)
     if kind in _LOSS_KINDS:
         return _loss_twin(_LOSS_KINDS[kind], layer.Y)
+    if kind is Conv2D:
+        return _conv_twin(layer)
+    if kind in (MaxPool2D, AvgPool2D):
+        return _pool_twin(layer)
+    if kind is Flatten:
+        return lambda x, p: x.reshape(-1, x.shape[-1])
     if kind is Sequential:
         stages = [(torch_twin(sub), sub) for sub in layer.layers]
         names = layer.param_index

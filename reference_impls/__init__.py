@@ -20,11 +20,14 @@ from reference_impls.dense import (
     SoftmaxCrossEntropyLoss,
     Tanh,
 )
-from reference_impls.networks import Sequential, mlp
+from reference_impls.conv import Conv2D
+from reference_impls.networks import Flatten, Sequential, cnn, mlp
+from reference_impls.pooling import AvgPool2D, MaxPool2D
 
 __all__ = [
     "ACTIVATIONS", "LOSSES",
     "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity", "Softmax",
     "MSELoss", "BCEWithLogitsLoss", "SoftmaxCrossEntropyLoss",
-    "Sequential", "mlp",
+    "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten",
+    "Sequential", "mlp", "cnn",
 ]

@@ -11,9 +11,41 @@ from __future__ import annotations
 
 import numpy as np
 
+from reference_impls.conv import Conv2D
 from reference_impls.dense import ACTIVATIONS, LOSSES, Dense
+from reference_impls.pooling import AvgPool2D, MaxPool2D
 
-__all__ = ["Sequential", "mlp"]
+__all__ = ["Flatten", "Sequential", "mlp", "cnn", "ELEMENTWISE_ACTIVATIONS"]
+
+#: Activations that act entry by entry, so they apply to a conv's 4-D output.
+ELEMENTWISE_ACTIVATIONS = tuple(name for name in ACTIVATIONS if name != "softmax")
+
+
+class Flatten:
+    """``(n_H, n_W, n_C, m) → (n_H · n_W · n_C, m)``: a conv stack's output as dense columns.
+
+    Each example's volume becomes one column, flattened in C order over
+    ``(n_H, n_W, n_C)``; backward reshapes the gradient back. No parameters.
+    """
+
+    input_name = "A_prev"
+
+    def __init__(self):
+        self.params = {}
+        self.grads = {}
+        self._shape = None
+
+    def forward(self, x):
+        """x: ndarray, shape (n_H, n_W, n_C, m) → ndarray, shape (n_H·n_W·n_C, m)."""
+        if not isinstance(x, np.ndarray) or x.ndim < 2:
+            raise ValueError(f"`x` must be an ndarray with the examples on its last axis, "
+                             f"got shape {getattr(x, 'shape', type(x).__name__)}")
+        self._shape = x.shape
+        return x.reshape(-1, x.shape[-1]).copy()
+
+    def backward(self, dout):
+        """dout: ndarray, shape (n_H·n_W·n_C, m) → ndarray, shape (n_H, n_W, n_C, m)."""
+        return dout.reshape(self._shape).copy()
 
 
 class Sequential:
@@ -76,6 +108,22 @@ class Sequential:
         return grad
 
 
+def _dense_stack(sizes, activations, loss, Y, rng, weight_scale):
+    layers = []
+    for n_prev, n, act in zip(sizes[:-1], sizes[1:], activations):
+        scale = 1.0 / np.sqrt(n_prev) if weight_scale is None else weight_scale
+        layers.append(Dense(rng.normal(0.0, scale, (n, n_prev)), rng.normal(0.0, 0.1, (n, 1))))
+        layers.append(ACTIVATIONS[act]())
+    layers.append(LOSSES[loss](Y))
+    return layers
+
+
+def _check_names(name, names, known):
+    unknown = [a for a in names if a not in known]
+    if unknown:
+        raise ValueError(f"`{name}` has unknown names {unknown}; known: {sorted(known)}")
+
+
 def mlp(layer_sizes, activations, loss, Y, *, rng, weight_scale=None):
     """Return a multi-layer perceptron ``Dense → activation → … → loss``.
 
@@ -109,15 +157,71 @@ def mlp(layer_sizes, activations, loss, Y, *, rng, weight_scale=None):
         raise ValueError(
             f"`activations` needs one name per layer ({len(sizes) - 1}), got {list(activations)}"
         )
-    unknown = [a for a in activations if a not in ACTIVATIONS]
-    if unknown:
-        raise ValueError(f"`activations` has unknown names {unknown}; known: {sorted(ACTIVATIONS)}")
+    _check_names("activations", activations, ACTIVATIONS)
     if loss not in LOSSES:
         raise ValueError(f"`loss` must be one of {sorted(LOSSES)}, got {loss!r}")
-    layers = []
-    for n_prev, n, act in zip(sizes[:-1], sizes[1:], activations):
-        scale = 1.0 / np.sqrt(n_prev) if weight_scale is None else weight_scale
-        layers.append(Dense(rng.normal(0.0, scale, (n, n_prev)), rng.normal(0.0, 0.1, (n, 1))))
-        layers.append(ACTIVATIONS[act]())
-    layers.append(LOSSES[loss](Y))
-    return Sequential(layers, name="MLP")
+    return Sequential(_dense_stack(sizes, activations, loss, Y, rng, weight_scale), name="MLP")
+
+
+_POOLS = {"max": MaxPool2D, "avg": AvgPool2D}
+
+
+def cnn(input_shape, conv_stages, dense_sizes, dense_activations, loss, Y, *, rng):
+    """Return a small CNN: ``[Conv2D → activation → pool?] × k → Flatten → Dense … → loss``.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        ``(n_H, n_W, n_C)`` of one example; the input has shape ``(n_H, n_W, n_C, m)``.
+    conv_stages : sequence of dict
+        One per convolution, with keys ``filters`` (int), ``kernel`` (int or
+        pair), optional ``stride``, ``padding``, ``dilation`` (as for
+        :class:`~reference_impls.conv.Conv2D`), ``activation`` (a name in
+        :data:`ELEMENTWISE_ACTIVATIONS`) and ``pool`` (None, or a dict with
+        ``kind`` ``"max"`` or ``"avg"`` and the pooling layer's keywords:
+        ``window``, ``stride``, ``padding``, ``count_include_pad``).
+    dense_sizes : sequence of int
+        Widths of the dense layers after :class:`Flatten` (the last is the
+        output width, ``Y.shape[0]``).
+    dense_activations : sequence of str
+        One activation name per dense layer.
+    loss : str
+        A key of :data:`reference_impls.dense.LOSSES`.
+    Y : ndarray, shape (dense_sizes[-1], m)
+    rng : numpy.random.Generator
+        Draws the weights (``N(0, 1/fan_in)``) and biases (``N(0, 0.1²)``).
+
+    Returns
+    -------
+    Sequential
+        Named ``"CNN"``; ``forward(X)`` returns the loss (shape ``()``);
+        parameters ``W1, b1, …`` numbered over conv and dense layers in order.
+    """
+    if len(input_shape) != 3 or min(input_shape) < 1:
+        raise ValueError(f"`input_shape` must be (n_H, n_W, n_C) of positive sizes, got {input_shape}")
+    if len(dense_activations) != len(dense_sizes):
+        raise ValueError(f"`dense_activations` needs one name per dense layer ({len(dense_sizes)}), "
+                         f"got {list(dense_activations)}")
+    _check_names("dense_activations", dense_activations, ACTIVATIONS)
+    if loss not in LOSSES:
+        raise ValueError(f"`loss` must be one of {sorted(LOSSES)}, got {loss!r}")
+    layers, probe = [], np.zeros((*input_shape, 1))
+    for i, stage in enumerate(conv_stages):
+        _check_names(f"conv_stages[{i}]['activation']", [stage["activation"]],
+                     ELEMENTWISE_ACTIVATIONS)
+        f_H, f_W = (stage["kernel"],) * 2 if np.isscalar(stage["kernel"]) else stage["kernel"]
+        c_prev = probe.shape[2]
+        W = rng.normal(0.0, 1.0 / np.sqrt(f_H * f_W * c_prev), (f_H, f_W, c_prev, stage["filters"]))
+        stage_layers = [Conv2D(W, rng.normal(0.0, 0.1, stage["filters"]),
+                               **{k: stage[k] for k in ("stride", "padding", "dilation") if k in stage}),
+                        ACTIVATIONS[stage["activation"]]()]
+        if stage.get("pool"):
+            pool = dict(stage["pool"])
+            stage_layers.append(_POOLS[pool.pop("kind")](**pool))
+        for layer in stage_layers:   # the shape each stage hands on
+            probe = layer.forward(probe)
+        layers += stage_layers
+    layers.append(Flatten())
+    sizes = [int(np.prod(probe.shape[:3]))] + [int(n) for n in dense_sizes]
+    layers += _dense_stack(sizes, dense_activations, loss, Y, rng, None)
+    return Sequential(layers, name="CNN")

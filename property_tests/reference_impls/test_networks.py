@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 from hypothesis import given
 
-from property_tests.strategies import mlp_cases
+from property_tests.strategies import cnn_cases, mlp_cases
 from property_tests.torch_twins import torch_twin
 from reference_impls import Dense, ReLU, Sequential, mlp
+from reference_impls.networks import Flatten, cnn
 
 
 @given(case=mlp_cases())
@@ -46,3 +47,39 @@ def test_sequential_sees_parameters_replaced_in_its_dict():
 def test_mlp_rejects_bad_configurations(sizes, activations, loss, match):
     with pytest.raises(ValueError, match=match):
         mlp(sizes, activations, loss, np.zeros((2, 3)), rng=np.random.default_rng(0))
+
+
+@given(case=cnn_cases())
+def test_cnn_gradients_match_finite_differences_and_torch(check_gradients, case):
+    result = check_gradients(case.layer, case.x, config=case.config,
+                             torch_fn=torch_twin(case.layer))
+    n_params = len(case.config["conv_stages"]) + len(case.config["dense_sizes"])
+    assert len(result.max_rel_error) == 1 + 2 * n_params
+
+
+def test_flatten_turns_each_example_into_a_column_and_back(check_gradients):
+    x = np.arange(2 * 3 * 2 * 4, dtype=np.float64).reshape(2, 3, 2, 4)
+    layer = Flatten()
+    out = layer.forward(x)
+    assert out.shape == (12, 4)
+    np.testing.assert_array_equal(out[:, 1], x[..., 1].ravel())
+    check_gradients(layer, x, config={"shape": x.shape}, torch_fn=torch_twin(layer))
+
+
+def test_cnn_chains_conv_activation_pool_flatten_dense_and_loss():
+    rng = np.random.default_rng(0)
+    net = cnn((8, 8, 2), [{"filters": 3, "kernel": 3, "padding": 1, "activation": "relu",
+                           "pool": {"kind": "max", "window": 2}}],
+              [4, 3], ["tanh", "identity"], "softmax_cross_entropy", np.eye(3)[:, [0, 2]], rng=rng)
+    kinds = [type(layer).__name__ for layer in net.layers]
+    assert kinds == ["Conv2D", "ReLU", "MaxPool2D", "Flatten", "Dense", "Tanh", "Dense",
+                     "Identity", "SoftmaxCrossEntropyLoss"]
+    assert net.params["W2"].shape == (4, 4 * 4 * 3)   # 8x8 → pool → 4x4, 3 filters
+    assert net.forward(rng.normal(size=(8, 8, 2, 2))).shape == ()
+
+
+def test_cnn_rejects_a_stage_that_no_longer_fits():
+    with pytest.raises(ValueError, match=r"larger than the padded input"):
+        cnn((4, 4, 1), [{"filters": 1, "kernel": 3, "activation": "relu",
+                         "pool": {"kind": "max", "window": 3}}],
+            [2], ["identity"], "mse", np.zeros((2, 1)), rng=np.random.default_rng(0))
