@@ -4,8 +4,11 @@ For every shape of a grid, forward + backward of our layer and of
 ``torch.nn.functional.conv2d`` / ``max_pool2d`` / ``avg_pool2d`` (autograd for
 the input, and for the weights and bias of conv) run on the same values, each
 in its own layout (ours ``(n_H, n_W, n_C, m)``, torch's NCHW), in one process.
-Time is the median of repeated runs after a warm-up; the ratio is ours / torch
-(< 1: we are faster). torch is timed with 1 and with 2 intra-op threads and its
+Time is measured in rounds that alternate the two libraries, with a short
+pause before each block (idle worker threads of one library spin for a while
+and would slow the other); each block's median is taken and the fastest
+round kept, which filters out interference from other processes. The ratio
+is ours / torch (< 1: we are faster). torch is timed with 1 and with 2 intra-op threads and its
 faster time is kept (on this machine torch's 2-thread avg_pool2d forward
 carries a fixed ~8 ms overhead that would flatter us); NumPy runs as it is. Peak memory is the growth of the resident set during one
 forward + backward, measured in a fresh subprocess per layer and library so
@@ -22,7 +25,6 @@ import argparse
 import csv
 import json
 import math
-import resource
 import statistics
 import subprocess
 import sys
@@ -120,11 +122,16 @@ def _torch(case):
             return pool(x_t, opts["window"], **kw)
     with torch.no_grad():
         shape = op().shape
-    grad = torch.tensor(np.random.default_rng(1).normal(size=tuple(shape)))
+    m, c, h, w = shape   # the same upstream gradient as ours, drawn in our layout
+    grad = torch.tensor(np.random.default_rng(1).normal(size=(h, w, c, m)).transpose(3, 2, 0, 1).copy())
     return lambda: torch.autograd.grad(op(), leaves, grad_outputs=grad)
 
 
-def _median_seconds(run, budget=0.4, min_repeats=5, max_repeats=200):
+ROUNDS, PAUSE = 5, 0.05
+
+
+def _median_seconds(run, budget=0.1, min_repeats=3, max_repeats=100):
+    time.sleep(PAUSE)
     run()   # warm-up
     times = []
     start = time.perf_counter()
@@ -136,38 +143,51 @@ def _median_seconds(run, budget=0.4, min_repeats=5, max_repeats=200):
     return statistics.median(times)
 
 
-def _best_torch_seconds(case):
+def _torch_runs(case):
+    """Return {threads: callable} for torch at 1 thread and at its default count."""
+    import torch
+
+    return {threads: _torch(case) for threads in sorted({1, torch.get_num_threads()})}
+
+
+def _best_torch_seconds(runs):
     """Return torch's median time at its faster thread count, and that count."""
     import torch
 
     default = torch.get_num_threads()
     try:
         timings = []
-        for threads in sorted({1, default}):
+        for threads, run in runs.items():
             torch.set_num_threads(threads)
-            timings.append((_median_seconds(_torch(case)), threads))
+            timings.append((_median_seconds(run), threads))
     finally:
         torch.set_num_threads(default)
     return min(timings)
 
 
-def _rss_bytes():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize()
+def _status_bytes(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def _peak_growth(case_index, impl):
-    """In this (fresh) process: bytes the resident set grows by during one run."""
-    case = GRID[case_index]
-    run = (_ours if impl == "ours" else _torch)(case)
-    run()   # warm-up: imports, allocator pools, thread start-up
-    base = _rss_bytes()
-    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """In this (fresh) process: bytes the resident set grows by during one run.
+
+    Uses the memory map's own high-water mark (VmHWM), reset just before the
+    run through /proc/self/clear_refs; getrusage's ru_maxrss would not do, as
+    a child inherits its parent's value across fork.
+    """
+    make = _ours if impl == "ours" else _torch
+    make(QUICK_GRID[0])()    # warm-up on a tiny case: imports, thread pools, BLAS buffers
+    run = make(GRID[case_index])   # the inputs are allocated before the baseline
+    base = _status_bytes("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")         # reset VmHWM to the current resident size
     run()
-    peak_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    # ru_maxrss only moves when a new high is reached: growth above the
-    # larger of the current size and the previous high.
-    return max(peak_after - max(base, peak_before), 0)
+    return max(_status_bytes("VmHWM") - base, 0)
 
 
 def _measure_memory(case_index, impl):
@@ -183,8 +203,11 @@ def run(grid, out_path, memory=True):
     rows = []
     for case in grid:
         index = GRID.index(case)
-        ours_s = _median_seconds(_ours(case))
-        torch_s, threads = _best_torch_seconds(case)
+        ours_run, torch_runs = _ours(case), _torch_runs(case)
+        ours_s, torch_s, threads = float("inf"), float("inf"), None
+        for _ in range(ROUNDS):
+            ours_s = min(ours_s, _median_seconds(ours_run))
+            torch_s, threads = min((torch_s, threads), _best_torch_seconds(torch_runs))
         row = {
             "layer": case[0], "shape": _label(case),
             "ours_ms": 1e3 * ours_s, "torch_ms": 1e3 * torch_s, "torch_threads": threads,
@@ -215,9 +238,16 @@ def summarize(rows):
         geo = math.exp(statistics.fmean(math.log(q) for q in ratios))
         worst = max(ratios)
         met = geo <= GOAL_GEOMEAN and worst <= GOAL_WORST
-        lines.append(f"{layer:<11} geometric-mean time ratio {geo:.2f} (goal <= {GOAL_GEOMEAN}), "
-                     f"worst {worst:.2f} (goal <= {GOAL_WORST}): "
-                     + ("goal met" if met else "GOAL NOT MET"))
+        line = (f"{layer:<11} geometric-mean time ratio {geo:.2f} (goal <= {GOAL_GEOMEAN}), "
+                f"worst {worst:.2f} (goal <= {GOAL_WORST}): "
+                + ("goal met" if met else "GOAL NOT MET"))
+        memory = [r["memory_ratio"] for r in rows if r["layer"] == layer
+                  and math.isfinite(r.get("memory_ratio", math.nan)) and r["memory_ratio"] > 0]
+        if memory:
+            line += (f"; peak memory ratio geometric mean "
+                     f"{math.exp(statistics.fmean(math.log(q) for q in memory)):.2f}, "
+                     f"worst {max(memory):.2f}")
+        lines.append(line)
     return lines
 
 
