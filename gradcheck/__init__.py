@@ -4,7 +4,10 @@
 >>> gradcheck.assert_layer_gradients(layer, x)     # raises GradientCheckError if wrong
 """
 
-from gradcheck.checker import FD_TOLERANCE, TORCH_TOLERANCE, assert_layer_gradients, check_layer
+from gradcheck.checker import (
+    AUTO_FULL_LIMIT, FD_TOLERANCE, PRECISIONS, TORCH_TOLERANCE, PrecisionWarning,
+    assert_layer_gradients, check_layer,
+)
 from gradcheck.metrics import relative_errors
 from gradcheck.numerical import central_difference
 from gradcheck.result import CheckResult, GradientCheckError, TensorCheck
@@ -12,5 +15,5 @@ from gradcheck.result import CheckResult, GradientCheckError, TensorCheck
 __all__ = [
     "check_layer", "assert_layer_gradients", "CheckResult", "TensorCheck",
     "GradientCheckError", "relative_errors", "central_difference",
-    "FD_TOLERANCE", "TORCH_TOLERANCE",
+    "FD_TOLERANCE", "TORCH_TOLERANCE", "PRECISIONS", "AUTO_FULL_LIMIT", "PrecisionWarning",
 ]

@@ -26,11 +26,36 @@ _KEY = pytest.StashKey()
 
 
 class Recorder:
-    """Run gradient checks and keep one row per case × tensor × oracle."""
+    """Run gradient checks and keep one row per case × tensor × oracle.
+
+    Also keeps the verdicts of a detection suite (:meth:`record_detection`):
+    layers with known bugs that must fail and correct ones that must pass.
+    """
 
     def __init__(self):
         self.rows = []
+        self.detections = []
         self.current_test = ""
+
+    def record_detection(self, *, case, family, kind, oracle, result):
+        """Record the verdict of ``result`` on a catalog ``case`` of ``kind`` "bug" or "correct".
+
+        Returns
+        -------
+        bool
+            Whether the verdict is the expected one (a bug failed, a correct layer passed).
+        """
+        if kind not in ("bug", "correct"):
+            raise ValueError(f"`kind` must be 'bug' or 'correct', got {kind!r}")
+        expected = result.passed == (kind == "correct")
+        first = next(iter(result.failures()), None)
+        self.detections.append({
+            "case": case, "family": family, "kind": kind, "oracle": oracle,
+            "passed_check": result.passed, "expected": expected,
+            "diagnosis": "; ".join(result.problems) or (
+                "; ".join(first.diagnosis) if first is not None else ""),
+        })
+        return expected
 
     def __call__(self, layer, x, *, config=None, **options):
         """Check ``layer`` at ``x`` like :func:`gradcheck.check_layer`, record, raise if wrong.
@@ -77,10 +102,26 @@ def check_gradients(pytestconfig):
     return pytestconfig.stash[_KEY]
 
 
+@pytest.fixture(scope="session")
+def gradcheck_recorder(pytestconfig):
+    """The session's :class:`Recorder`, for :meth:`Recorder.record_detection`."""
+    return pytestconfig.stash[_KEY]
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     out_dir = config.getoption("--gradcheck-report")
     recorder = config.stash.get(_KEY, None)
-    if not out_dir or recorder is None:
+    if recorder is None:
+        return
+    if recorder.detections:
+        from gradcheck.report import detection_rates, write_detection
+
+        terminalreporter.section("gradcheck detection power")
+        for line in detection_rates(recorder.detections):
+            terminalreporter.write_line(line)
+        if out_dir:
+            terminalreporter.write_line(f"written: {write_detection(recorder.detections, out_dir)}")
+    if not out_dir:
         return
     if not recorder.rows:
         terminalreporter.write_line(f"gradcheck: no gradient checks ran; nothing written to {out_dir}")

@@ -10,22 +10,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["DETAILED_CSV", "SUMMARY_CSV", "detailed_table", "summary_table", "write_reports",
-           "format_summary"]
+__all__ = ["DETAILED_CSV", "SUMMARY_CSV", "DETECTION_CSV", "detailed_table", "summary_table",
+           "write_reports", "format_summary", "detection_rates", "write_detection"]
 
 DETAILED_CSV = "gradcheck_detailed.csv"
 SUMMARY_CSV = "gradcheck_summary.csv"
+DETECTION_CSV = "detection.csv"
+#: Columns of the detection table, in order.
+DETECTION_COLUMNS = ["case", "family", "kind", "oracle", "passed_check", "expected", "diagnosis"]
 
 #: Columns of the detailed table, in order.
 DETAILED_COLUMNS = [
     "test", "layer", "config", "seed", "tensor", "gradient", "oracle", "shape", "size",
-    "max_rel_error", "max_abs_error", "tolerance", "mismatched", "excluded", "passed",
-    "forward_calls",
+    "max_rel_error", "max_abs_error", "tolerance", "mismatched", "excluded", "nondifferentiable",
+    "method", "passed", "forward_calls", "self_checks",
 ]
 #: Columns of the summary table, in order.
 SUMMARY_COLUMNS = [
     "layer", "gradient", "oracle", "cases", "max_rel_error", "median_rel_error",
-    "max_abs_error", "tolerance", "excluded", "failed_cases", "passed",
+    "max_abs_error", "tolerance", "excluded", "nondifferentiable", "methods", "failed_cases",
+    "passed",
 ]
 
 
@@ -35,7 +39,8 @@ def detailed_table(rows):
     import pandas as pd
 
     frame = pd.DataFrame(list(rows), columns=DETAILED_COLUMNS)
-    return frame.astype({"size": "int64", "mismatched": "int64", "excluded": "int64", "forward_calls": "int64",
+    return frame.astype({"size": "int64", "mismatched": "int64", "excluded": "int64",
+                         "nondifferentiable": "int64", "forward_calls": "int64",
                          "seed": "int64", "passed": "bool", "max_rel_error": "float64",
                          "max_abs_error": "float64", "tolerance": "float64"})
 
@@ -61,10 +66,50 @@ def summary_table(detailed):
         max_abs_error=("max_abs_error", "max"),
         tolerance=("tolerance", "max"),
         excluded=("excluded", "sum"),
+        nondifferentiable=("nondifferentiable", "sum"),
+        methods=("method", lambda m: "+".join(sorted(set(m)))),
         failed_cases=("passed", lambda passed: int((~passed).sum())),
     ).reset_index()
     summary["passed"] = summary["failed_cases"] == 0
     return summary[SUMMARY_COLUMNS].sort_values(["layer", "oracle", "gradient"], ignore_index=True)
+
+
+def detection_rates(detections):
+    """Return lines with the detection rate and the false-alarm rate, per oracle.
+
+    Parameters
+    ----------
+    detections : list of dict
+        Rows with ``kind``, ``oracle``, ``passed_check`` (see
+        :meth:`gradcheck.pytest_plugin.Recorder.record_detection`).
+    """
+    import pandas as pd
+
+    table = pd.DataFrame(detections, columns=DETECTION_COLUMNS)
+    lines = []
+    for oracle, rows in table.groupby("oracle", sort=False):
+        bugs, correct = rows[rows["kind"] == "bug"], rows[rows["kind"] == "correct"]
+        caught, alarms = int((~bugs["passed_check"]).sum()), int((~correct["passed_check"]).sum())
+        lines.append(
+            f"{oracle}: bugs caught {caught} / {len(bugs)} "
+            f"({100.0 * caught / max(len(bugs), 1):.1f}%), false alarms {alarms} / {len(correct)} "
+            f"({100.0 * alarms / max(len(correct), 1):.1f}%)")
+        missed = list(bugs.loc[bugs["passed_check"], "case"]) + \
+            list(correct.loc[~correct["passed_check"], "case"])
+        if missed:
+            lines.append(f"  unexpected verdicts: {', '.join(missed)}")
+    return lines
+
+
+def write_detection(detections, out_dir):
+    """Write the detection table as ``DETECTION_CSV`` under ``out_dir``; return its path."""
+    import pandas as pd
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / DETECTION_CSV
+    pd.DataFrame(detections, columns=DETECTION_COLUMNS).to_csv(path, index=False)
+    return path
 
 
 def write_reports(rows, out_dir):

@@ -9,7 +9,7 @@ import numpy as np
 __all__ = ["GradientCheckError", "TensorCheck", "CheckResult", "ORACLE_LABELS"]
 
 #: How each oracle is named in messages.
-ORACLE_LABELS = {"finite_differences": "numeric", "torch": "torch"}
+ORACLE_LABELS = {"finite_differences": "numeric", "complex_step": "numeric", "torch": "torch"}
 
 
 class GradientCheckError(AssertionError):
@@ -44,6 +44,15 @@ class TensorCheck:
         The two values at ``worst_index``.
     excluded : int
         Entries left out of the comparison (``fd_exclude``).
+    method : str
+        How the reference was computed: ``"full"`` (every entry, central
+        differences), ``"complex_step"`` (every entry, complex step), ``"fast"``
+        (one random direction), or ``"torch"``.
+    nondifferentiable : int
+        Entries found at a kink (one-sided derivatives disagree) whose analytic
+        value lies between the one-sided derivatives: left out of the error.
+    diagnosis : tuple of str
+        For a failure, what the error looks like (see :mod:`gradcheck.diagnosis`).
     """
 
     tensor: str
@@ -59,6 +68,9 @@ class TensorCheck:
     analytic: float
     reference: float
     excluded: int = 0
+    method: str = "full"
+    nondifferentiable: int = 0
+    diagnosis: tuple = ()
 
     @property
     def size(self):
@@ -73,16 +85,27 @@ class TensorCheck:
     def describe(self):
         """Return a few lines on this comparison, in the manner of assert_close."""
         label = ORACLE_LABELS.get(self.oracle, self.oracle)
-        size = max(self.size, 1)
-        return (
-            f"{self.gradient} (tensor {self.tensor!r}, shape {self.shape}) vs {self.oracle}: "
-            f"{self.mismatched} / {size} entries ({100.0 * self.mismatched / size:.1f}%) "
-            f"over tolerance {self.tolerance:.0e}"
-            + (f" ({self.excluded} excluded)" if self.excluded else "") + "\n"
-            f"  worst at index {self.worst_index}: analytic = {self.analytic:.10g}, "
-            f"{label} = {self.reference:.10g}, relative error {self.max_rel_error:.3g} "
-            f"(absolute {abs(self.analytic - self.reference):.3g}; relative-error floor {self.floor:.3g})"
-        )
+        if self.method == "fast":
+            head = (f"{self.gradient} (tensor {self.tensor!r}, shape {self.shape}) vs "
+                    f"{self.oracle} along a random direction (mode 'fast')")
+            where = "  along the direction"
+        else:
+            size = max(self.size, 1)
+            left_out = [f"{n} {what}" for n, what in ((self.excluded, "excluded"),
+                        (self.nondifferentiable, "non-differentiable")) if n]
+            head = (f"{self.gradient} (tensor {self.tensor!r}, shape {self.shape}) vs "
+                    f"{self.oracle}: {self.mismatched} / {size} entries "
+                    f"({100.0 * self.mismatched / size:.1f}%) over tolerance {self.tolerance:.0e}"
+                    + (f" ({', '.join(left_out)} left out)" if left_out else ""))
+            where = f"  worst at index {self.worst_index}"
+        lines = [
+            head,
+            f"{where}: analytic = {self.analytic:.10g}, {label} = {self.reference:.10g}, "
+            f"relative error {self.max_rel_error:.3g} (absolute "
+            f"{abs(self.analytic - self.reference):.3g}; relative-error floor {self.floor:.3g})",
+        ]
+        lines += [f"  diagnosis: {d}" for d in self.diagnosis]
+        return "\n".join(lines)
 
     def to_row(self):
         """Return this comparison as a flat dict (one row of a report)."""
@@ -97,6 +120,8 @@ class TensorCheck:
             "tolerance": self.tolerance,
             "mismatched": self.mismatched,
             "excluded": self.excluded,
+            "nondifferentiable": self.nondifferentiable,
+            "method": self.method,
             "passed": self.passed,
         }
 
@@ -115,17 +140,32 @@ class CheckResult:
         Calls to ``layer.forward`` the check made.
     seed : int
         Seed of the upstream gradient; the same seed reproduces the check.
+    problems : tuple of str
+        Self-checks the layer failed (input mutated, nondeterministic forward,
+        backward not linear in dout): each fails the check.
+    dtype : str
+        The precision the layer computes in; tolerances fit it.
     """
 
     layer: str
     checks: tuple = field(default_factory=tuple)
     forward_calls: int = 0
     seed: int = 0
+    problems: tuple = ()
+    dtype: str = "float64"
 
     @property
     def passed(self):
-        """True when every tensor passed against every oracle."""
-        return all(c.passed for c in self.checks)
+        """True when no self-check failed and every tensor passed against every oracle."""
+        return not self.problems and all(c.passed for c in self.checks)
+
+    @property
+    def nondifferentiable(self):
+        """``{tensor: count}`` of entries found at kinks and left out (worst over oracles)."""
+        found = {}
+        for c in self.checks:
+            found[c.tensor] = max(found.get(c.tensor, 0), c.nondifferentiable)
+        return found
 
     @property
     def max_rel_error(self):
@@ -142,7 +182,7 @@ class CheckResult:
     def message(self):
         """Return the report of a failed check (or a one-line summary of a pass)."""
         failed = self.failures()
-        if not failed:
+        if not failed and not self.problems:
             worst = max(self.checks, key=lambda c: c.max_rel_error / c.tolerance, default=None)
             detail = "" if worst is None else (
                 f"; closest to its tolerance: {worst.gradient} vs {worst.oracle}, "
@@ -151,9 +191,12 @@ class CheckResult:
             return f"gradient check of {self.layer} passed ({len(self.checks)} comparisons{detail})"
         head = (
             f"gradient check of {self.layer} failed: {len(failed)} of {len(self.checks)} "
-            f"comparisons over tolerance (seed={self.seed})"
+            f"comparisons over tolerance"
+            + (f", {len(self.problems)} self-check(s) failed" if self.problems else "")
+            + f" (seed={self.seed})"
         )
-        return "\n".join([head] + [c.describe() for c in failed])
+        return "\n".join([head] + [f"self-check: {p}" for p in self.problems]
+                         + [c.describe() for c in failed])
 
     def raise_if_failed(self):
         """Raise :class:`GradientCheckError` with :meth:`message` if any check failed."""
@@ -164,6 +207,7 @@ class CheckResult:
     def to_rows(self):
         """Return one flat dict per comparison, with the layer and call count."""
         return [
-            {"layer": self.layer, **c.to_row(), "forward_calls": self.forward_calls, "seed": self.seed}
+            {"layer": self.layer, **c.to_row(), "forward_calls": self.forward_calls,
+             "seed": self.seed, "self_checks": "; ".join(self.problems)}
             for c in self.checks
         ]

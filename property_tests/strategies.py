@@ -14,6 +14,7 @@ import numpy as np
 from hypothesis import assume
 from hypothesis import strategies as st
 
+from gradcheck.strategies import VALUES, conv_configs, make_array, pool_configs
 from reference_impls import ACTIVATIONS, LOSSES, Dense, LeakyReLU, ReLU, mlp
 from reference_impls.conv import Conv2D
 from reference_impls.networks import ELEMENTWISE_ACTIVATIONS, cnn
@@ -158,43 +159,17 @@ def mlp_cases(draw):
 
 
 # ------------------------------------------------------------ conv and pooling
-def _out_size(n, f, s, p, d=1):
-    """Output length of a window of f taps, spaced d, stride s, over n + 2p entries (0 if none)."""
-    return max((n + 2 * p - d * (f - 1) - 1) // s + 1, 0)
-
-
-pairs_1_3 = st.tuples(st.integers(1, 3), st.integers(1, 3))
-
-
 @st.composite
 def conv_cases(draw):
     """Return a strategy for a :class:`Conv2D` (stride, padding incl. "same", dilation,
-    channels, batch, non-square kernels) and its input ``A_prev`` (n_H, n_W, n_C_prev, m)."""
-    config = {
-        "n_H": draw(st.integers(1, 7), label="n_H"),
-        "n_W": draw(st.integers(1, 7), label="n_W"),
-        "n_C_prev": draw(st.integers(1, 3), label="n_C_prev"),
-        "n_C": draw(st.integers(1, 3), label="n_C"),
-        "m": draw(st.integers(1, 3), label="m"),
-        "kernel": draw(pairs_1_3, label="kernel"),
-        "stride": draw(pairs_1_3, label="stride"),
-        "dilation": draw(st.tuples(st.integers(1, 2), st.integers(1, 2)), label="dilation"),
-    }
-    same_ok = config["stride"] == (1, 1)   # torch's rule for padding="same"
-    padding = draw(st.one_of(st.tuples(st.integers(0, 2), st.integers(0, 2)),
-                             st.sampled_from(["valid", "same"] if same_ok else ["valid"])),
-                   label="padding")
-    config["padding"] = padding
-    if padding != "same":   # "same" keeps every size
-        pads = (0, 0) if padding == "valid" else padding
-        assume(all(_out_size(n, f, s, p, d) >= 1 for n, f, s, p, d in zip(
-            (config["n_H"], config["n_W"]), config["kernel"], config["stride"], pads,
-            config["dilation"])))
+    channels, batch, non-square kernels) and its input ``A_prev`` (n_H, n_W, n_C_prev, m);
+    the configuration comes from :func:`gradcheck.strategies.conv_configs`."""
+    config = draw(conv_configs(), label="config")
     config["seed"] = draw(seeds, label="seed")
     rng = np.random.default_rng(config["seed"])
     W = rng.normal(size=(*config["kernel"], config["n_C_prev"], config["n_C"]))
     layer = Conv2D(W, rng.normal(size=config["n_C"]), stride=config["stride"],
-                   padding=padding, dilation=config["dilation"])
+                   padding=config["padding"], dilation=config["dilation"])
     x = rng.normal(size=(config["n_H"], config["n_W"], config["n_C_prev"], config["m"]))
     return Case(config, layer, x)
 
@@ -202,37 +177,19 @@ def conv_cases(draw):
 @st.composite
 def pool_cases(draw, kinds=("max", "avg")):
     """Return a strategy for a pooling layer and its input, with overlapping windows
-    (stride < window), padding, and inputs that tie on purpose.
-
-    ``values`` is ``"normal"`` (ties have probability 0), ``"ties"`` (integers
-    0, 1, 2: most windows tie) or ``"constant"`` (every window is one tie).
-    """
-    kind = draw(st.sampled_from(kinds), label="kind")
-    window = draw(pairs_1_3, label="window")
-    config = {
-        "kind": kind,
-        "n_H": draw(st.integers(1, 7), label="n_H"),
-        "n_W": draw(st.integers(1, 7), label="n_W"),
-        "n_C": draw(st.integers(1, 2), label="n_C"),
-        "m": draw(st.integers(1, 2), label="m"),
-        "window": window,
-        "stride": draw(pairs_1_3, label="stride"),
-        "padding": draw(st.tuples(st.integers(0, window[0] // 2), st.integers(0, window[1] // 2)),
-                        label="padding"),
-        "values": draw(st.sampled_from(["normal", "ties", "constant"]), label="values"),
-    }
-    if kind == "avg":
+    (stride < window), padding, and inputs that tie on purpose: ``values`` is
+    ``"normal"`` (ties have probability 0), ``"ties"`` (integers 0, 1, 2: most
+    windows tie) or ``"constant"`` (every window is one tie)."""
+    config = {"kind": draw(st.sampled_from(kinds), label="kind"),
+              **draw(pool_configs(), label="config"),
+              "values": draw(st.sampled_from(VALUES), label="values"),
+              "seed": draw(seeds, label="seed")}
+    if config["kind"] == "avg":
         config["count_include_pad"] = draw(st.booleans(), label="count_include_pad")
-    assume(all(_out_size(n, f, s, p) >= 1 for n, f, s, p in zip(
-        (config["n_H"], config["n_W"]), window, config["stride"], config["padding"])))
-    config["seed"] = draw(seeds, label="seed")
-    rng = np.random.default_rng(config["seed"])
     shape = (config["n_H"], config["n_W"], config["n_C"], config["m"])
-    x = {"normal": lambda: rng.normal(size=shape),
-         "ties": lambda: rng.integers(0, 3, size=shape).astype(np.float64),
-         "constant": lambda: np.full(shape, rng.normal())}[config["values"]]()
+    x = make_array(shape, config["values"], config["seed"])
     options = {k: config[k] for k in ("stride", "padding", "count_include_pad") if k in config}
-    layer = (MaxPool2D if kind == "max" else AvgPool2D)(window, **options)
+    layer = (MaxPool2D if config["kind"] == "max" else AvgPool2D)(config["window"], **options)
     return Case(config, layer, x)
 
 
@@ -265,7 +222,7 @@ def cnn_cases(draw):
     for i in range(n_stages):
         stage = {
             "filters": draw(st.integers(1, 3), label=f"filters{i}"),
-            "kernel": draw(pairs_1_3, label=f"kernel{i}"),
+            "kernel": draw(st.tuples(st.integers(1, 3), st.integers(1, 3)), label=f"kernel{i}"),
             "stride": draw(st.integers(1, 2), label=f"stride{i}"),
             "padding": draw(st.integers(0, 1), label=f"padding{i}"),
             "dilation": draw(st.integers(1, 2), label=f"dilation{i}"),

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from reference_impls import dense as D
 from reference_impls.conv import Conv2D
 from reference_impls.networks import Flatten, Sequential
+from reference_impls.normalization import BatchNorm
 from reference_impls.pooling import AvgPool2D, MaxPool2D
 
 # The derivation's layout (n_H, n_W, n_C, m) and torch's (N, C, H, W) are the
@@ -50,6 +51,24 @@ def _loss_twin(kind, Y):
     return lambda x, p: -(Y_t * F.log_softmax(x, dim=0)).sum() / m
 
 
+def _batchnorm_twin(layer):
+    """Training-mode ``F.batch_norm`` on our (n, m) layout, i.e. torch's (N, C) = (m, n)
+    transposed. torch refuses one example per channel in training mode, so for
+    m == 1 the same formulas are written out with torch ops (biased variance)."""
+    eps = layer.eps
+
+    def forward(x, p):
+        gamma, beta = p["gamma"], p["beta"]
+        if x.shape[1] > 1:
+            out = F.batch_norm(x.T, None, None, weight=gamma.reshape(-1), bias=beta.reshape(-1),
+                               training=True, eps=eps)
+            return out.T
+        mu = x.mean(dim=1, keepdim=True)
+        var = ((x - mu) ** 2).mean(dim=1, keepdim=True)
+        return gamma * (x - mu) / torch.sqrt(var + eps) + beta
+    return forward
+
+
 _ELEMENTWISE = {
     D.ReLU: torch.relu,
     D.Sigmoid: torch.sigmoid,
@@ -77,6 +96,8 @@ def torch_twin(layer):
         return _conv_twin(layer)
     if kind in (MaxPool2D, AvgPool2D):
         return _pool_twin(layer)
+    if kind is BatchNorm:
+        return _batchnorm_twin(layer)
     if kind is Flatten:
         return lambda x, p: x.reshape(-1, x.shape[-1])
     if kind is Sequential:

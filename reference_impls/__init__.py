@@ -22,12 +22,13 @@ from reference_impls.dense import (
 )
 from reference_impls.conv import Conv2D
 from reference_impls.networks import Flatten, Sequential, cnn, mlp
+from reference_impls.normalization import BatchNorm
 from reference_impls.pooling import AvgPool2D, MaxPool2D
 
 __all__ = [
     "ACTIVATIONS", "LOSSES",
     "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity", "Softmax",
     "MSELoss", "BCEWithLogitsLoss", "SoftmaxCrossEntropyLoss",
-    "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten",
+    "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "BatchNorm",
     "Sequential", "mlp", "cnn",
 ]

@@ -712,6 +712,7 @@ class Conv2D:
     """
 
     input_name = "A_prev"
+    complex_safe = True   # only +, * and BLAS products: holomorphic (complex-step ready)
 
     def __init__(self, W, b, *, stride=1, padding=0, dilation=1):
         self.stride, self.padding, self.dilation = _check_hyper(stride, padding, dilation)

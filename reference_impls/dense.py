@@ -11,6 +11,18 @@ protocol (``params``, ``grads``, ``forward``, ``backward``), so that the
 checker checks them exactly as it checks a user's layer.
 
 Equation numbers refer to ``shared/seeds/000_89d32f6ee6391fc0.txt``.
+
+Complex input (complex-step differentiation).  Every forward here computes the
+holomorphic extension of its real function, so that for ``x`` real and ``h``
+tiny, ``Im f(x + i h v) / h`` is the directional derivative of ``f`` without
+any subtractive cancellation.  No forward uses ``abs``, ``conj``, a comparison
+of complex numbers or a cast to float: a branch (ReLU's kink, the stable
+sigmoid's two forms, the max shift of a log-sum-exp) is chosen on the REAL
+PART, and the analytic formula of the chosen branch is then applied to the
+complex value.  For real input ``Z.real`` is ``Z`` itself, so the float64
+results are bit for bit those of the plain real formulas.  The backward
+functions accept complex arrays too (their masks come from the real part).
+The layer classes say so with the class attribute ``complex_safe = True``.
 """
 
 from __future__ import annotations
@@ -111,30 +123,42 @@ def dense_backward(dZ, cache):
 # ---------------------------------------------------------------------- activations
 # Elementwise activations have a diagonal Jacobian, so dZ = dA ⊙ g'(Z) (eq. 10).
 def relu_forward(Z):
-    """``A = max(Z, 0)``; shape preserved. Returns ``(A, cache)``."""
+    """``A = max(Z, 0)``; shape preserved. Returns ``(A, cache)``.
+
+    Complex ``Z``: ``A = Z`` where ``Re Z > 0``, else 0 (the branch is chosen on
+    the real part; ``np.maximum`` would order complex numbers lexicographically).
+    """
+    if np.iscomplexobj(Z):
+        return np.where(Z.real > 0, Z, 0.0), Z.copy()
     return np.maximum(Z, 0.0), Z.copy()
 
 
 def relu_backward(dA, Z):
-    """``dZ = dA ⊙ [Z > 0]`` (eq. 10); the derivative at 0 is taken as 0, as torch does."""
-    return dA * (Z > 0)
+    """``dZ = dA ⊙ [Re Z > 0]`` (eq. 10); the derivative at 0 is taken as 0, as torch does."""
+    return dA * (Z.real > 0)
 
 
 def leaky_relu_forward(Z, alpha=0.01):
-    """``A = Z`` where ``Z > 0`` else ``alpha Z``. Returns ``(A, cache)``."""
-    return np.where(Z > 0, Z, alpha * Z), (Z.copy(), alpha)
+    """``A = Z`` where ``Re Z > 0`` else ``alpha Z``. Returns ``(A, cache)``."""
+    return np.where(Z.real > 0, Z, alpha * Z), (Z.copy(), alpha)
 
 
 def leaky_relu_backward(dA, cache):
-    """``dZ = dA ⊙ g'(Z)`` with ``g' = 1`` for ``Z > 0`` else ``alpha`` (eq. 10)."""
+    """``dZ = dA ⊙ g'(Z)`` with ``g' = 1`` for ``Re Z > 0`` else ``alpha`` (eq. 10)."""
     Z, alpha = cache
-    return dA * np.where(Z > 0, 1.0, alpha)
+    return dA * np.where(Z.real > 0, 1.0, alpha)
 
 
 def sigmoid_forward(Z):
-    """``A = 1 / (1 + exp(-Z))``, evaluated without overflow. Returns ``(A, cache)``."""
-    e = np.exp(-np.abs(Z))                    # in (0, 1]: never overflows
-    A = np.where(Z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    """``A = 1 / (1 + exp(-Z))``, evaluated without overflow. Returns ``(A, cache)``.
+
+    ``e = exp(-|Z|)``, written as ``exp(-Z)`` where ``Re Z >= 0`` and ``exp(Z)``
+    elsewhere (the holomorphic form of ``-|Z|``, equal to it for real ``Z``),
+    then ``1 / (1 + e)`` or ``e / (1 + e)`` on the same branch.
+    """
+    pos = Z.real >= 0
+    e = np.exp(np.where(pos, -Z, Z))          # |e| in (0, 1]: never overflows
+    A = np.where(pos, 1.0 / (1.0 + e), e / (1.0 + e))
     return A, A.copy()
 
 
@@ -174,12 +198,13 @@ def softmax_forward(Z):
     Returns
     -------
     A : ndarray, shape (n, m)
-        Columns sum to 1. Computed as ``exp(Z - max Z)`` normalized, which
-        cannot overflow.
+        Columns sum to 1. Computed as ``exp(Z - max Re Z)`` normalized, which
+        cannot overflow (the shift is any constant per column; taking it from
+        the real part keeps complex input holomorphic).
     cache : ndarray
         ``A``.
     """
-    E = np.exp(Z - Z.max(axis=0, keepdims=True))
+    E = np.exp(Z - Z.real.max(axis=0, keepdims=True))   # shift by the real max
     A = E / E.sum(axis=0, keepdims=True)
     return A, A.copy()
 
@@ -227,10 +252,14 @@ def mse_backward(dJ, cache):
 def bce_with_logits_forward(Z, Y):
     """Binary cross-entropy of ``sigmoid(Z)`` against ``Y``, from the logits.
 
-    ``J = 1/m Σ [max(Z, 0) - Z Y + log(1 + exp(-|Z|))]``, which equals
+    ``J = 1/m Σ [softplus(Z) - Z Y]``, which equals
     ``-1/m Σ [Y log σ(Z) + (1 - Y) log(1 - σ(Z))]`` but never takes ``log(0)``
     when the sigmoid saturates (it is torch's ``binary_cross_entropy_with_logits``
-    summed over units and averaged over examples).
+    summed over units and averaged over examples).  The softplus
+    ``log(1 + e^z) = max(z, 0) + log1p(e^{-|z|})`` is evaluated on the branch
+    chosen by ``Re z``: ``z + log1p(e^{-z})`` for ``Re z >= 0``, else
+    ``log1p(e^{z})`` -- no overflow, and holomorphic for complex ``Z``.  For
+    real ``Z`` the terms are summed in the order ``max(Z, 0) - Z Y + log1p(...)``.
 
     Parameters
     ----------
@@ -247,7 +276,10 @@ def bce_with_logits_forward(Z, Y):
     _require_matrix("Z", Z)
     _require_same_shape("Y", Y, "Z", Z)
     m = Z.shape[1]
-    J = np.sum(np.maximum(Z, 0.0) - Z * Y + np.log1p(np.exp(-np.abs(Z)))) / m
+    pos = Z.real >= 0
+    linear = np.where(pos, Z, 0.0)                     # max(Z, 0), on the real part
+    log_term = np.log1p(np.exp(np.where(pos, -Z, Z)))  # log1p(exp(-|Z|))
+    J = np.sum(linear - Z * Y + log_term) / m
     return np.asarray(J), (sigmoid_forward(Z)[0], Y.copy(), m)
 
 
@@ -262,7 +294,8 @@ def softmax_cross_entropy_forward(Z, Y):
 
     ``J = -1/m Σ Y ⊙ log softmax(Z)``, with ``log softmax(Z) = Z - logsumexp(Z)``
     computed by the max-shifted log-sum-exp, so large logits neither overflow
-    nor take ``log(0)``.
+    nor take ``log(0)``.  The shift is the column maximum of ``Re Z``
+    (holomorphic for complex ``Z``; the same as ``max Z`` for real ``Z``).
 
     Parameters
     ----------
@@ -279,7 +312,7 @@ def softmax_cross_entropy_forward(Z, Y):
     _require_matrix("Z", Z)
     _require_same_shape("Y", Y, "Z", Z)
     m = Z.shape[1]
-    shifted = Z - Z.max(axis=0, keepdims=True)
+    shifted = Z - Z.real.max(axis=0, keepdims=True)
     log_sum = np.log(np.sum(np.exp(shifted), axis=0, keepdims=True))
     log_probs = shifted - log_sum
     J = -np.sum(Y * log_probs) / m
@@ -311,6 +344,7 @@ class Dense:
     """
 
     input_name = "A_prev"
+    complex_safe = True
 
     def __init__(self, W, b):
         self.params = {"W": W, "b": b}
@@ -330,9 +364,14 @@ class Dense:
 
 
 class _Activation:
-    """An elementwise (or softmax) activation ``A = g(Z)`` with no parameters."""
+    """An elementwise (or softmax) activation ``A = g(Z)`` with no parameters.
+
+    ``complex_safe``: the forward is the holomorphic extension of ``g`` (every
+    subclass inherits it).
+    """
 
     input_name = "Z"
+    complex_safe = True
     _forward = _backward = None
 
     def __init__(self):
@@ -399,9 +438,14 @@ class LeakyReLU(_Activation):
 
 
 class _Loss:
-    """A loss ``J(x; Y)`` with fixed targets ``Y``; forward returns a 0-d array."""
+    """A loss ``J(x; Y)`` with fixed targets ``Y``; forward returns a 0-d array.
+
+    ``complex_safe``: the forward is the holomorphic extension of ``J`` in ``x``
+    (every subclass inherits it).
+    """
 
     input_name = "Z"
+    complex_safe = True
     _forward = _backward = None
 
     def __init__(self, Y):

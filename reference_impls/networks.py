@@ -29,6 +29,7 @@ class Flatten:
     """
 
     input_name = "A_prev"
+    complex_safe = True
 
     def __init__(self):
         self.params = {}
@@ -89,6 +90,11 @@ class Sequential:
                     self.param_index.append((f"{key}{l}", i, key))
                     self.params[f"{key}{l}"] = value
         self.grads = {}
+
+    @property
+    def complex_safe(self):
+        """True when every layer is: the chain is then holomorphic too (complex-step ready)."""
+        return all(getattr(layer, "complex_safe", False) for layer in self.layers)
 
     def forward(self, x):
         """Run every layer's forward in order; returns the last layer's output."""

@@ -25,8 +25,13 @@ Conventions (all chosen to agree with PyTorch's
   of the window in that order (PyTorch's CPU rule).
 * average pooling: ``count_include_pad=True`` (the default, as in PyTorch)
   divides every window by ``f_H * f_W``; ``count_include_pad=False`` divides
-  by the number of non-padded positions in the window.  Works for complex
-  input (complex-step differentiation); max pooling rejects complex input.
+  by the number of non-padded positions in the window.
+* complex input (complex-step differentiation) works for both.  Max pooling
+  chooses each window's winner on the REAL part, with the same tie rule
+  (first maximum in row-major window order, padding never wins), and outputs
+  the complex value of that entry: for ``x`` real and ``h`` tiny the winners
+  are those of ``x``, so ``Im A(x + i h v) / h`` is the derivative of the
+  pooling in direction ``v`` (at a tie: the one PyTorch's choice gives).
 """
 
 from __future__ import annotations
@@ -395,8 +400,20 @@ def _fix_nan_winners(A, idx, A_prev, offsets):
     return idx
 
 
+def _max_forward_complex(A_prev, f, s, p):
+    """Complex input: the winners are those of the real part (the real path,
+    whatever its strategy, so the same tie and NaN rules), the output is the
+    complex value at each winner (one gather by flat index)."""
+    _, cache = _max_forward(A_prev.real, f, s, p)
+    flat = _flat_targets(cache["argmax"], A_prev.shape, f, s, p)
+    cache["dtype"] = A_prev.dtype
+    return np.take(A_prev, flat), cache
+
+
 def _max_forward(A_prev, f, s, p):
-    A_prev = _check_input(A_prev, f, s, p, allow_complex=False)
+    A_prev = _check_input(A_prev, f, s, p, allow_complex=True)
+    if A_prev.dtype.kind == "c":
+        return _max_forward_complex(A_prev, f, s, p)
     n_H, n_W, n_C, m = A_prev.shape
     oH, oW, rows, cols, offsets = _plan(n_H, n_W, f, s, p)
     K = f[0] * f[1]
@@ -429,8 +446,9 @@ def max_pool2d_forward(A_prev, *, window, stride=None, padding=0):
     Parameters
     ----------
     A_prev : ndarray, shape (n_H_prev, n_W_prev, n_C, m)
-        Input activations, examples last.  Real floating dtype (complex input
-        raises ``TypeError``: the max needs an ordering).  Not modified.
+        Input activations, examples last.  Real floating or complex dtype;
+        complex input (complex-step differentiation) is ordered by its REAL
+        part, see Notes.  Not modified.
     window : int or (int, int)
         Window size ``(f_H, f_W)``.
     stride : int or (int, int), optional
@@ -460,11 +478,18 @@ def max_pool2d_forward(A_prev, *, window, stride=None, padding=0):
     last NaN of the window (PyTorch's CPU rule).  Overlapping windows are
     handled in the backward pass (their gradients add up).
 
+    Complex ``A_prev``: the winner of each window is chosen on ``A_prev.real``
+    by exactly these rules, and ``A`` holds the complex value of the winner
+    (dtype complex).  For ``A_prev = x + i h v`` with real ``x`` and tiny
+    ``h`` this is the holomorphic extension of the pooling at ``x``:
+    ``Im A / h`` is the derivative in direction ``v``, consistent with
+    :func:`max_pool2d_backward` even at ties.
+
     Raises
     ------
     TypeError
         ``window``/``stride``/``padding`` not an int or pair of ints;
-        non-floating or complex ``A_prev``.
+        ``A_prev`` neither real floating nor complex.
     ValueError
         Non-positive window or stride; padding outside ``[0, f // 2]``;
         ``A_prev`` not 4-D; window larger than the padded input.
@@ -795,6 +820,7 @@ class MaxPool2D:
     :func:`max_pool2d_backward`: overlapping windows add up their gradients,
     padding acts as ``-inf`` (never wins), a tie goes to the first maximum in
     row-major window order (PyTorch's choice).  No trainable parameters.
+    Complex input picks its winners on the real part (``complex_safe``).
 
     Parameters
     ----------
@@ -806,6 +832,7 @@ class MaxPool2D:
     """
 
     input_name = "A_prev"
+    complex_safe = True
 
     def __init__(self, window, *, stride=None, padding=0):
         self.window, self.stride, self.padding = _parse_config(window, stride, padding)
@@ -848,6 +875,7 @@ class AvgPool2D:
     """
 
     input_name = "A_prev"
+    complex_safe = True
 
     def __init__(self, window, *, stride=None, padding=0, count_include_pad=True):
         self.window, self.stride, self.padding = _parse_config(window, stride, padding)

@@ -50,12 +50,16 @@ BROKEN = [
 ]
 
 
+NUMERIC = [(False, "finite_differences"), (True, "complex_step")]
+
+
+@pytest.mark.parametrize("complex_step, oracle", NUMERIC)
 @pytest.mark.parametrize("broken, tensor, gradient", BROKEN)
 def test_a_broken_layer_fails_and_the_message_names_the_tensor_and_worst_entry(
-        broken, tensor, gradient):
+        broken, tensor, gradient, complex_step, oracle):
     good, x = square_dense()
     layer = broken(good.params["W"], good.params["b"])
-    result = gradcheck.check_layer(layer, x)
+    result = gradcheck.check_layer(layer, x, complex_step=complex_step)
     assert not result.passed
     assert result.max_rel_error[tensor] > 1e-2
     assert [c.tensor for c in result.failures()] == [tensor]   # the bug is localized
@@ -65,7 +69,7 @@ def test_a_broken_layer_fails_and_the_message_names_the_tensor_and_worst_entry(
     assert f"worst at index {worst.worst_index}" in message
     assert f"analytic = {worst.analytic:.10g}" in message
     assert f"numeric = {worst.reference:.10g}" in message
-    assert "tolerance 1e-06" in message
+    assert f"vs {oracle}" in message and f"tolerance {worst.tolerance:.0e}" in message
     assert worst.analytic != pytest.approx(worst.reference, rel=1e-3)
 
 
@@ -78,25 +82,33 @@ def test_the_assert_form_raises_an_assertion_error_naming_the_tensor(broken, ten
     assert isinstance(info.value, gradcheck.GradientCheckError)
 
 
+@pytest.mark.parametrize("complex_step, oracle", NUMERIC)
 @pytest.mark.parametrize("broken, tensor, gradient", BROKEN)
-def test_the_torch_oracle_catches_the_same_bugs(broken, tensor, gradient):
+def test_the_torch_oracle_catches_the_same_bugs(broken, tensor, gradient, complex_step, oracle):
     good, x = square_dense(seed=2)
     layer = broken(good.params["W"], good.params["b"])
-    result = gradcheck.check_layer(layer, x, torch_fn=torch_twin(good))
+    result = gradcheck.check_layer(layer, x, torch_fn=torch_twin(good), complex_step=complex_step)
     failed = {(c.tensor, c.oracle) for c in result.failures()}
-    assert failed == {(tensor, "finite_differences"), (tensor, "torch")}
+    assert failed == {(tensor, oracle), (tensor, "torch")}
 
 
-def test_a_correct_layer_passes_with_every_tensor_and_oracle_reported():
+@pytest.mark.parametrize("complex_step, oracle, per_entry, accuracy",
+                         [(False, "finite_differences", 2, 1e-8), (True, "complex_step", 1, 1e-14)])
+def test_a_correct_layer_passes_with_every_tensor_and_oracle_reported(
+        complex_step, oracle, per_entry, accuracy):
     layer, x = square_dense(seed=3, n=3, m=5)
-    result = gradcheck.assert_layer_gradients(layer, x, torch_fn=torch_twin(layer))
-    assert result.passed
+    result = gradcheck.assert_layer_gradients(layer, x, torch_fn=torch_twin(layer),
+                                              complex_step=complex_step)
+    assert result.passed and not result.problems
     assert set(result.max_rel_error) == {"x", "W", "b"}
     assert {(c.tensor, c.oracle) for c in result.checks} == {
-        (t, o) for t in ("x", "W", "b") for o in ("finite_differences", "torch")}
-    assert max(result.max_rel_error.values()) < 1e-6
-    # One forward for the output, then two per entry of x, W and b.
-    assert result.forward_calls == 1 + 2 * (x.size + layer.params["W"].size + layer.params["b"].size)
+        (t, o) for t in ("x", "W", "b") for o in (oracle, "torch")}
+    assert max(result.max_rel_error.values()) < accuracy
+    # Six forwards for the output and the self-checks (x and params untouched,
+    # deterministic, one before each of three backward calls), then the
+    # central difference's two, or the complex step's one, per entry.
+    entries = x.size + layer.params["W"].size + layer.params["b"].size
+    assert result.forward_calls == 6 + per_entry * entries
     assert "passed" in result.message()
 
 
@@ -152,9 +164,9 @@ class NaNOutput(Dense):
         return Z
 
 
-class FloatOutput(Dense):
+class IntOutput(Dense):
     def forward(self, x):
-        return super().forward(x).astype(np.float32)
+        return super().forward(x).astype(np.int64)
 
 
 def _dense(cls=Dense, n=3, n_prev=2, m=4, seed=0):
@@ -176,17 +188,17 @@ def _dense(cls=Dense, n=3, n_prev=2, m=4, seed=0):
          r"`layer.forward\(x\)` has 1 non-finite value\(s\).*index \(0, 0\): nan"),
         (lambda: (_dense()[0], np.full((2, 4), np.inf)), ValueError,
          r"`x` has 8 non-finite value\(s\)"),
-        (lambda: (_dense()[0], np.zeros((2, 4), dtype=np.float32)), TypeError,
-         r"`x` has dtype float32"),
+        (lambda: (_dense()[0], np.zeros((2, 4), dtype=np.int64)), TypeError,
+         r"`x` has dtype int64"),
         (lambda: (_dense()[0], [[0.0] * 4] * 2), TypeError,
          r"`x` must be a numpy.ndarray, got list"),
         (lambda: (object(), np.zeros((2, 4))), TypeError,
          r"`layer` must have a callable `forward`"),
-        (lambda: _dense(FloatOutput), TypeError, r"`layer.forward\(x\)` .* dtype float32"),
+        (lambda: _dense(IntOutput), TypeError, r"`layer.forward\(x\)` gave dtype int64"),
     ],
     ids=["x-does-not-fit", "grad-missing", "grad-wrong-shape", "dx-wrong-shape",
-         "nan-output", "inf-input", "float32-input", "list-input", "not-a-layer",
-         "float32-output"],
+         "nan-output", "inf-input", "int-input", "list-input", "not-a-layer",
+         "int-output"],
 )
 def test_bad_input_raises_a_clear_error_naming_the_argument(make, error, match):
     layer, x = make()
@@ -196,9 +208,23 @@ def test_bad_input_raises_a_clear_error_naming_the_argument(make, error, match):
 
 def test_a_parameter_of_the_wrong_dtype_is_named():
     layer, x = _dense()
-    layer.params["W"] = layer.params["W"].astype(np.float32)
-    with pytest.raises(TypeError, match=r"`layer.params\['W'\]` has dtype float32"):
+    layer.params["W"] = layer.params["W"].astype(np.int32)
+    with pytest.raises(TypeError, match=r"`layer.params\['W'\]` has dtype int32"):
         gradcheck.check_layer(layer, x)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_a_low_precision_layer_is_checked_with_its_own_tolerances_and_a_warning(dtype):
+    rng = np.random.default_rng(7)
+    W, b, x = (rng.normal(size=s).astype(dtype) for s in ((3, 4), (3, 1), (4, 5)))
+    with pytest.warns(gradcheck.PrecisionWarning, match=np.dtype(dtype).name):
+        good = gradcheck.check_layer(Dense(W, b), x)
+    assert good.passed, good.message()
+    assert good.dtype == np.dtype(dtype).name
+    assert {c.tolerance for c in good.checks} == {gradcheck.PRECISIONS[good.dtype].fd_tolerance}
+    with pytest.warns(gradcheck.PrecisionWarning):
+        bad = gradcheck.check_layer(DoubledWeightGradient(W, b), x)
+    assert [c.tensor for c in bad.failures()] == ["W"]
 
 
 @pytest.mark.parametrize("option, value", [("step", 0.0), ("step", -1e-6),
@@ -280,19 +306,34 @@ def test_a_layer_that_writes_into_its_parameters_gets_them_back():
     assert _unchanged(before, layer, x)
 
 
-def test_relu_exactly_at_its_kink_is_not_hidden():
-    # Issue 4 adds kink detection; until then a layer evaluated at the kink
-    # fails honestly rather than passing by luck: central differences see 1/2.
-    result = gradcheck.check_layer(ReLU(), np.array([[0.0, 1.0], [-1.0, 2.0]]))
-    worst = result.failures()[0]
-    assert worst.worst_index == (0, 0)
-    assert worst.reference == pytest.approx(0.5 * np.random.default_rng(0).standard_normal((2, 2))[0, 0])
+@pytest.mark.parametrize("complex_step", [False, True])
+def test_relu_exactly_at_its_kink_passes_and_is_reported_non_differentiable(complex_step):
+    x = np.array([[0.0, 1.0], [-1.0, 2.0], [0.0, 0.0]])
+    result = gradcheck.check_layer(ReLU(), x, complex_step=complex_step)
+    assert result.passed, result.message()
+    if not complex_step:   # the complex step follows the branch the forward takes: no kink seen
+        assert result.nondifferentiable == {"x": 3}
+
+
+class ReLUWrongAtZero(ReLU):
+    """Gradient 2·dout at exactly 0: outside [0, dout], no valid subgradient."""
+
+    def backward(self, dout):
+        return np.where(self._cache == 0, 2.0, 1.0 * (self._cache > 0)) * dout
+
+
+def test_a_wrong_gradient_at_a_kink_still_fails():
+    x = np.array([[0.0, 1.0], [-1.0, 2.0]])
+    result = gradcheck.check_layer(ReLUWrongAtZero(), x, complex_step=False)
+    (failure,) = result.failures()
+    assert failure.worst_index == (0, 0) and failure.nondifferentiable == 0
 
 
 def test_entries_excluded_from_finite_differences_are_counted_and_still_checked_by_torch():
     x = np.array([[0.0, 1.0], [-1.0, 2.0]])
     kink = x == 0
-    result = gradcheck.check_layer(ReLU(), x, fd_exclude={"x": kink}, torch_fn=torch_twin(ReLU()))
+    result = gradcheck.check_layer(ReLU(), x, fd_exclude={"x": kink}, torch_fn=torch_twin(ReLU()),
+                                   complex_step=False)
     assert result.passed, result.message()
     by_oracle = {c.oracle: c for c in result.checks}
     assert by_oracle["finite_differences"].excluded == 1
@@ -304,10 +345,10 @@ def test_an_excluded_entry_hides_nothing_else():
     layer = DoubledWeightGradient(good.params["W"], good.params["b"])
     mask = np.zeros((4, 4), dtype=bool)
     mask[0, 0] = True
-    result = gradcheck.check_layer(layer, x, fd_exclude={"W": mask})
+    result = gradcheck.check_layer(layer, x, fd_exclude={"W": mask}, complex_step=False)
     (failure,) = result.failures()
     assert failure.tensor == "W" and failure.excluded == 1 and failure.mismatched == 15
-    assert "(1 excluded)" in result.message()
+    assert "(1 excluded left out)" in result.message()
 
 
 @pytest.mark.parametrize("fd_exclude, match", [

@@ -77,7 +77,7 @@ def test_the_plugin_records_every_check_and_writes_the_report(pytester):
     result = pytester.runpytest_subprocess("--gradcheck-report", "out", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines([
-        "*dW (tensor 'W', shape (3, 2)) vs finite_differences: 6 / 6 entries (100.0%)*",
+        "*dW (tensor 'W', shape (3, 2)) vs complex_step: 6 / 6 entries (100.0%)*",
         "*worst at index*analytic = *numeric = *",
         "*gradcheck summary*",
         "*6 comparisons in 6 rows, 1 row(s) failed*",

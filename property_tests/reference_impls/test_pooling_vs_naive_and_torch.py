@@ -367,9 +367,31 @@ def test_max_backward_is_linear_in_complex_upstream(mode):
         assert rel_err(g.real, g_u) <= REL_TOL and rel_err(g.imag, g_v) <= REL_TOL
 
 
-def test_max_pool_rejects_complex():
-    with pytest.raises(TypeError, match="complex"):
-        max_pool2d_forward(np.zeros((2, 2, 1, 1), dtype=complex), window=2)
+@pytest.mark.parametrize("mode", MODES)
+def test_max_pool_complex_picks_winners_by_real_part(mode):
+    # Complex input (complex-step differentiation): each window's winner is
+    # chosen on the REAL part by the real rules (first maximum in row-major
+    # order, padding never wins) and the output is the winner's complex value.
+    # Real parts in {-5, -4, -3}: ties in most windows, and all negative, so a
+    # padding read as 0 would win; the random imaginary parts would break the
+    # ties differently under numpy's lexicographic ordering of complex numbers.
+    rng = np.random.default_rng(13)
+    x = rng.integers(-5, -2, size=(7, 6, 2, 3)).astype(np.float64)
+    v = rng.standard_normal(x.shape)
+    for f, s, p in [(2, 2, 0), (3, 1, 1), ((3, 2), (2, 1), (1, 1)), (3, 2, 0)]:
+        with force_mode(mode):
+            A, cache = max_pool2d_forward(x + 1j * v, window=f, stride=s, padding=p)
+            A_r, cache_r = max_pool2d_forward(x, window=f, stride=s, padding=p)
+            G = rng.standard_normal(A.shape)
+            g, g_r = max_pool2d_backward(G, cache), max_pool2d_backward(G, cache_r)
+        # torch's winners on the real part, as flat H*W indices per (example, channel)
+        y, ind = F.max_pool2d(to_torch(x), f, s, p, return_indices=True)
+        v_win = to_torch(v).flatten(2).gather(2, ind.flatten(2)).reshape(ind.shape)
+        assert A.dtype == np.complex128 and g.dtype == np.complex128
+        assert np.array_equal(A.real, from_torch(y)) and np.array_equal(A.real, A_r)
+        assert np.array_equal(A.imag, from_torch(v_win))
+        assert np.array_equal(cache["argmax"], cache_r["argmax"])
+        assert np.array_equal(g, g_r)
 
 
 def test_dtype_follows_input_and_noncontiguous_input():

@@ -1,0 +1,142 @@
+"""Diagnosis: what a wrong gradient looks like, in the words a user would use.
+
+:func:`diagnose` compares the analytic gradient with the reference as a
+whole and returns the patterns it recognizes, most specific first: a
+constant factor (and whether it is ``1/n`` or ``n`` for a size of the
+input), a sign flip, a transpose, a kernel rotated by 180°, errors confined
+to the borders of two axes (padding), to a periodic subset of an axis
+(overlapping windows, strides), to some indices of one axis (some examples
+of a batch, some channels), or to a few entries. The checker knows no layout,
+so it names axes by number.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["diagnose"]
+
+_MATCH = 1e-6      # a transformed analytic gradient "matches" the reference to this relative error
+_MAX_LISTED = 5    # entries listed by index when only a few are wrong
+
+
+def _close(a, r, tol=_MATCH):
+    scale = max(float(np.max(np.abs(r), initial=0.0)), float(np.max(np.abs(a), initial=0.0)))
+    return scale > 0 and float(np.max(np.abs(a - r))) <= tol * scale
+
+
+def _factor(a, r, sizes):
+    rr = float(np.sum(r * r))
+    if rr == 0.0:
+        return None
+    k = float(np.sum(a * r)) / rr
+    if not _close(a, k * r, min(_MATCH, abs(k - 1.0) / 10)) or abs(k - 1.0) < 1e-8 or abs(k) < 1e-12:
+        return None
+    if abs(k + 1.0) < 1e-6:
+        return "a sign flip: analytic ≈ -1 × numeric"
+    note = ""
+    for name, n in sizes:
+        if n > 1 and abs(k * n - 1.0) < 1e-6:
+            note = f" = 1/{n}, one over {name} (a mean taken twice, or an extra 1/m?)"
+            break
+        if n > 1 and abs(k - n) < 1e-6 * n:
+            note = f" = {n}, {name} (a missing 1/m, or a sum where a mean belongs?)"
+            break
+    return f"a constant factor: analytic ≈ {k:.6g} × numeric{note}"
+
+
+def _axis_pairs(ndim):
+    pairs = [(0, 1)] if ndim >= 2 else []
+    if ndim >= 3:
+        pairs.append((ndim - 2, ndim - 1))
+    return pairs
+
+
+def _permuted(a, r):
+    for i, j in _axis_pairs(a.ndim):
+        if a.shape[i] == a.shape[j] and a.shape[i] > 1 and _close(np.swapaxes(a, i, j), r):
+            return (f"a transpose: analytic ≈ numeric with axes {i} and {j} swapped "
+                    "(a missing or extra transpose?)")
+        flipped = np.flip(a, axis=(i, j))
+        if max(a.shape[i], a.shape[j]) > 1 and _close(flipped, r):
+            return (f"a 180° rotation: analytic ≈ numeric flipped along axes {i} and {j} "
+                    "(a kernel not rotated by ROT180, or rotated twice?)")
+    return None
+
+
+def _borders(mismatch):
+    for i, j in _axis_pairs(mismatch.ndim):
+        n_i, n_j = mismatch.shape[i], mismatch.shape[j]
+        for width in (1, 2):
+            if n_i <= 2 * width or n_j <= 2 * width:
+                break
+            inner = [slice(None)] * mismatch.ndim
+            inner[i], inner[j] = slice(width, n_i - width), slice(width, n_j - width)
+            if not mismatch[tuple(inner)].any():
+                return (f"errors only within {width} of the borders of axes ({i}, {j}) "
+                        "(padding, or the edge of a window?)")
+    return None
+
+
+def _periodic(mismatch):
+    for axis in range(mismatch.ndim):
+        n = mismatch.shape[axis]
+        hit = np.flatnonzero(mismatch.any(axis=tuple(k for k in range(mismatch.ndim) if k != axis)))
+        for period in (2, 3):
+            if n >= 2 * period and len(hit) > 1 and len(set(hit % period)) == 1:
+                return (f"errors only at every {period}th index of axis {axis} (indices "
+                        f"{', '.join(map(str, hit[:6]))}{', …' if len(hit) > 6 else ''}): "
+                        "where overlapping windows meet, or a stride?")
+    return None
+
+
+def _subset(mismatch, batch_axes):
+    for axis in range(mismatch.ndim):
+        n = mismatch.shape[axis]
+        if n < 2:
+            continue
+        hit = np.flatnonzero(mismatch.any(axis=tuple(k for k in range(mismatch.ndim) if k != axis)))
+        # Systematic: the slices that have errors are mostly wrong, the others all right.
+        dense = np.take(mismatch, hit, axis=axis).mean() >= 0.75 if len(hit) else False
+        if dense and 0 < len(hit) < n and len(hit) <= max(1, n // 2):
+            where = ("examples of the batch?" if axis in batch_axes
+                     else "examples, channels or units?")
+            return (f"errors only at {'index' if len(hit) == 1 else 'indices'} "
+                    f"{', '.join(map(str, hit[:6]))} of axis {axis} ({len(hit)} of {n}: {where})")
+    return None
+
+
+def diagnose(analytic, reference, mismatch, *, sizes=(), batch_axes=()):
+    """Return sentences describing how ``analytic`` differs from ``reference``.
+
+    Parameters
+    ----------
+    analytic, reference : ndarray, same shape
+    mismatch : ndarray of bool, same shape
+        Entries over the tolerance.
+    sizes : sequence of (str, int)
+        Named sizes a constant factor may be (``("x.shape[1]", 5)``).
+    batch_axes : sequence of int
+        Axes that may hold the examples of a batch.
+
+    Returns
+    -------
+    list of str
+        Empty when nothing is recognized.
+    """
+    a, r = np.asarray(analytic, np.float64), np.asarray(reference, np.float64)
+    count = int(mismatch.sum())
+    if count == 0:
+        return []
+    whole = _factor(a, r, sizes) or _permuted(a, r)
+    if whole:
+        return [whole]
+    found = []
+    if count > 2:   # patterns need a few entries to mean anything
+        subset = _subset(mismatch, batch_axes)
+        found = [p for p in (subset, _periodic(mismatch), None if subset else _borders(mismatch))
+                 if p]
+    if count <= _MAX_LISTED and count < mismatch.size:
+        entries = ", ".join(str(tuple(int(i) for i in idx)) for idx in np.argwhere(mismatch))
+        found.append(f"only {count} {'entry' if count == 1 else 'entries'} wrong: {entries}")
+    return found

@@ -1,0 +1,133 @@
+"""Diagnosis: the message says what the error looks like."""
+
+import numpy as np
+import pytest
+
+import gradcheck
+from gradcheck.diagnosis import diagnose
+from reference_impls import Conv2D, Dense, MSELoss
+from reference_impls.conv import conv2d_backward, conv2d_forward
+
+
+class Scaled(Dense):
+    factor = 2.0
+
+    def backward(self, dout):
+        dx = super().backward(dout)
+        self.grads["W"] = self.factor * self.grads["W"]
+        return dx
+
+
+class Negated(Scaled):
+    factor = -1.0
+
+
+class Transposed(Dense):
+    def backward(self, dout):
+        dx = super().backward(dout)
+        self.grads["W"] = self.grads["W"].T.copy()
+        return dx
+
+
+class MSEOverM(MSELoss):
+    """Divides by m twice."""
+
+    def backward(self, dout=1.0):
+        return super().backward(dout) / self.Y.shape[1]
+
+
+class ConvWithoutRot180(Conv2D):
+    """dW right, dA_prev with the kernel not rotated (eq. 37 without ROT180)."""
+
+    def backward(self, dout):
+        super().backward(dout)
+        W = self.params["W"][::-1, ::-1].copy()
+        _, cache = conv2d_forward(self._last_x, W, self.params["b"], padding=1)
+        return conv2d_backward(dout, cache)[0]
+
+    def forward(self, x):
+        self._last_x = x
+        return super().forward(x)
+
+
+class MissingTranspose(Dense):
+    def backward(self, dout):
+        super().backward(dout)
+        return self.params["W"] @ dout
+
+
+class WrongInOneExample(Dense):
+    def backward(self, dout):
+        dx = super().backward(dout)
+        dx[:, 1] *= 3.0
+        return dx
+
+
+class WrongAtBorders(Conv2D):
+    def backward(self, dout):
+        dx = super().backward(dout)
+        dx[[0, -1]] *= 1.5          # the padding ring, as if cropped wrongly
+        dx[1:-1, [0, -1]] *= 1.5
+        return dx
+
+
+def _check(layer, x):
+    return gradcheck.check_layer(layer, x, complex_step=False)
+
+
+def _rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (lambda r: (Scaled(r.normal(size=(3, 4)), r.normal(size=(3, 1))), r.normal(size=(4, 5))),
+         "a constant factor: analytic ≈ 2 × numeric"),
+        (lambda r: (Negated(r.normal(size=(3, 4)), r.normal(size=(3, 1))), r.normal(size=(4, 5))),
+         "a sign flip: analytic ≈ -1 × numeric"),
+        (lambda r: (Transposed(r.normal(size=(4, 4)), r.normal(size=(4, 1))), r.normal(size=(4, 5))),
+         "a transpose: analytic ≈ numeric with axes 0 and 1 swapped"),
+        (lambda r: (MSEOverM(r.normal(size=(3, 5))), r.normal(size=(3, 5))),
+         "= 1/5, one over x.shape[1]"),
+        (lambda r: (ConvWithoutRot180(r.normal(size=(3, 3, 1, 1)), r.normal(size=1), padding=1),
+                    r.normal(size=(5, 5, 1, 1))),
+         "analytic ≈ the gradient of the same layer with 'W' rotated by 180° over axes (0, 1)"),
+        (lambda r: (MissingTranspose(r.normal(size=(4, 4)), r.normal(size=(4, 1))),
+                    r.normal(size=(4, 5))),
+         "analytic ≈ the gradient of the same layer with 'W' with axes 0 and 1 swapped"),
+        (lambda r: (WrongInOneExample(r.normal(size=(3, 4)), r.normal(size=(3, 1))),
+                    r.normal(size=(4, 5))),
+         "errors only at index 1 of axis 1 (1 of 5: examples of the batch?)"),
+        (lambda r: (WrongAtBorders(r.normal(size=(3, 3, 1, 1)), r.normal(size=1), padding=1),
+                    r.normal(size=(6, 6, 1, 1))),
+         "errors only within 1 of the borders of axes (0, 1)"),
+    ],
+    ids=["factor-2", "sign", "transpose", "one-over-m", "rot180", "dx-missing-transpose",
+         "one-example", "borders"],
+)
+def test_the_failure_message_diagnoses_the_error(make, expected):
+    layer, x = make(_rng())
+    result = _check(layer, x)
+    assert not result.passed
+    assert expected in result.message(), result.message()
+
+
+def test_a_few_wrong_entries_are_listed_by_index():
+    a = np.arange(1.0, 13.0).reshape(3, 4)
+    r = a.copy()
+    r[1, 2] += 1.0
+    mismatch = np.abs(a - r) > 1e-6
+    assert diagnose(a, r, mismatch) == ["only 1 entry wrong: (1, 2)"]
+
+
+def test_a_periodic_pattern_is_named():
+    a = np.ones((8, 3))
+    r = a.copy()
+    r[1::2] += 1.0
+    assert "every 2th index of axis 0" in " ".join(diagnose(a, r, a != r))
+
+
+def test_nothing_is_claimed_for_a_correct_gradient():
+    a = np.ones((3, 3))
+    assert diagnose(a, a, np.zeros((3, 3), bool)) == []
