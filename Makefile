@@ -18,9 +18,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The verification of every reference layer against finite differences and torch,
+# and the detection suite (bugs caught, false alarms),
 # with the CSV report under $(REPORTS)/ and the summary table printed.
 verify: $(STAMP)
-	$(PY) -m pytest property_tests/reference_impls -q \
+	$(PY) -m pytest property_tests/reference_impls property_tests/detection -q \
 		--hypothesis-profile=$(PROFILE) --gradcheck-report=$(REPORTS)
 
 # The whole suite: the checker's own tests and the verification.

@@ -35,6 +35,9 @@ def _factor(a, r, sizes):
     if abs(k + 1.0) < 1e-6:
         return "a sign flip: analytic ≈ -1 × numeric"
     note = ""
+    if abs(abs(k) - 2.0) < 1e-6 or abs(abs(k) - 0.5) < 1e-6:
+        sizes = ()   # 2 is more often a forgotten 1/2 or a doubled term than a size
+        note = " (a forgotten 1/2 of a squared loss, or a term counted twice?)"
     for name, n in sizes:
         if n > 1 and abs(k * n - 1.0) < 1e-6:
             note = f" = 1/{n}, one over {name} (a mean taken twice, or an extra 1/m?)"
