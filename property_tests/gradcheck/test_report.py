@@ -2,7 +2,6 @@
 
 import numpy as np
 import pandas as pd
-import pytest
 
 import gradcheck
 from gradcheck.report import (
@@ -53,7 +52,6 @@ def test_csvs_read_back_with_their_columns_and_dtypes(tmp_path):
 
 INNER_TEST = """
 import numpy as np
-import pytest
 from reference_impls import Dense
 
 

@@ -5,14 +5,13 @@ import pytest
 from hypothesis import given
 
 from property_tests.strategies import conv_cases
-from property_tests.torch_twins import torch_twin
+from property_tests.oracles import check_every_oracle
 from reference_impls.conv import Conv2D, conv2d_forward
 
 
 @given(case=conv_cases())
 def test_conv2d_gradients_match_finite_differences_and_torch(check_gradients, case):
-    result = check_gradients(case.layer, case.x, config=case.config,
-                             torch_fn=torch_twin(case.layer))
+    result = check_every_oracle(check_gradients, case.layer, case.x, config=case.config)
     assert set(result.max_rel_error) == {"x", "W", "b"}
 
 

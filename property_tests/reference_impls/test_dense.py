@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 import gradcheck
 from property_tests.strategies import activation_cases, dense_cases, loss_cases
+from property_tests.oracles import check_every_oracle
 from property_tests.torch_twins import torch_twin
 from reference_impls import (
     ACTIVATIONS, LOSSES,
@@ -18,21 +19,21 @@ from reference_impls.dense import dense_backward, dense_forward, softmax_forward
 
 @given(case=dense_cases())
 def test_dense_gradients_match_finite_differences_and_torch(check_gradients, case):
-    check_gradients(case.layer, case.x, config=case.config, torch_fn=torch_twin(case.layer))
+    check_every_oracle(check_gradients, case.layer, case.x, config=case.config)
 
 
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
 @given(data=st.data())
 def test_activation_gradients_match_finite_differences_and_torch(check_gradients, name, data):
     case = data.draw(activation_cases(names=(name,)), label="case")
-    check_gradients(case.layer, case.x, config=case.config, torch_fn=torch_twin(case.layer))
+    check_every_oracle(check_gradients, case.layer, case.x, config=case.config)
 
 
 @pytest.mark.parametrize("name", sorted(LOSSES))
 @given(data=st.data())
 def test_loss_gradients_match_finite_differences_and_torch(check_gradients, name, data):
     case = data.draw(loss_cases(names=(name,)), label="case")
-    check_gradients(case.layer, case.x, config=case.config, torch_fn=torch_twin(case.layer))
+    check_every_oracle(check_gradients, case.layer, case.x, config=case.config)
 
 
 def test_dense_forward_is_the_affine_map_of_the_derivation():

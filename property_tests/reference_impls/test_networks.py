@@ -5,15 +5,14 @@ import pytest
 from hypothesis import given
 
 from property_tests.strategies import cnn_cases, mlp_cases
-from property_tests.torch_twins import torch_twin
+from property_tests.oracles import check_every_oracle
 from reference_impls import Dense, ReLU, Sequential, mlp
 from reference_impls.networks import Flatten, cnn
 
 
 @given(case=mlp_cases())
 def test_mlp_gradients_match_finite_differences_and_torch(check_gradients, case):
-    result = check_gradients(case.layer, case.x, config=case.config,
-                             torch_fn=torch_twin(case.layer))
+    result = check_every_oracle(check_gradients, case.layer, case.x, config=case.config)
     depth = len(case.config["activations"])
     assert set(result.max_rel_error) == {"x"} | {f"{k}{l}" for l in range(1, depth + 1)
                                                  for k in "Wb"}
@@ -51,8 +50,7 @@ def test_mlp_rejects_bad_configurations(sizes, activations, loss, match):
 
 @given(case=cnn_cases())
 def test_cnn_gradients_match_finite_differences_and_torch(check_gradients, case):
-    result = check_gradients(case.layer, case.x, config=case.config,
-                             torch_fn=torch_twin(case.layer))
+    result = check_every_oracle(check_gradients, case.layer, case.x, config=case.config)
     n_params = len(case.config["conv_stages"]) + len(case.config["dense_sizes"])
     assert len(result.max_rel_error) == 1 + 2 * n_params
 
@@ -63,7 +61,7 @@ def test_flatten_turns_each_example_into_a_column_and_back(check_gradients):
     out = layer.forward(x)
     assert out.shape == (12, 4)
     np.testing.assert_array_equal(out[:, 1], x[..., 1].ravel())
-    check_gradients(layer, x, config={"shape": x.shape}, torch_fn=torch_twin(layer))
+    check_every_oracle(check_gradients, layer, x, config={"shape": x.shape})
 
 
 def test_cnn_chains_conv_activation_pool_flatten_dense_and_loss():
