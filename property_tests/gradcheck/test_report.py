@@ -52,6 +52,7 @@ def test_csvs_read_back_with_their_columns_and_dtypes(tmp_path):
 
 INNER_TEST = """
 import numpy as np
+import pytest
 from reference_impls import Dense
 
 
