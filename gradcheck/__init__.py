@@ -5,7 +5,7 @@
 """
 
 from gradcheck.checker import (
-    AUTO_FULL_LIMIT, FD_TOLERANCE, PRECISIONS, TORCH_TOLERANCE, PrecisionWarning,
+    AUTO_FULL_LIMIT, FD_TOLERANCE, PRECISIONS, TORCH_TOLERANCE, GroupingWarning, PrecisionWarning,
     assert_layer_gradients, check_layer,
 )
 from gradcheck.metrics import relative_errors
@@ -15,5 +15,5 @@ from gradcheck.result import CheckResult, GradientCheckError, TensorCheck
 __all__ = [
     "check_layer", "assert_layer_gradients", "CheckResult", "TensorCheck",
     "GradientCheckError", "relative_errors", "central_difference",
-    "FD_TOLERANCE", "TORCH_TOLERANCE", "PRECISIONS", "AUTO_FULL_LIMIT", "PrecisionWarning",
+    "FD_TOLERANCE", "TORCH_TOLERANCE", "PRECISIONS", "AUTO_FULL_LIMIT", "PrecisionWarning", "GroupingWarning",
 ]

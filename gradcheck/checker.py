@@ -21,7 +21,7 @@ from gradcheck.selfcheck import changed, nondeterminism, nonlinearity
 
 __all__ = ["check_layer", "assert_layer_gradients", "FD_TOLERANCE", "TORCH_TOLERANCE",
            "COMPLEX_STEP_TOLERANCE", "AUTO_FULL_LIMIT", "PRECISIONS", "Precision",
-           "PrecisionWarning"]
+           "PrecisionWarning", "GroupingWarning"]
 
 #: Default tolerance against central differences in float64. Their error at
 #: the step is ~1e-10 of the gradient scale (truncation and rounding, see
@@ -37,8 +37,10 @@ TORCH_TOLERANCE = 1e-10
 #: Default tolerance against the complex step: it takes no difference, so only
 #: the rounding of the forward remains (~1e-15); 1e-10 as for torch.
 COMPLEX_STEP_TOLERANCE = 1e-10
-#: In mode "auto", tensors with at most this many entries are checked entry by
-#: entry (2 forward calls each), larger ones along one random direction.
+#: In mode "auto", a tensor is checked entry by entry when that takes at most
+#: this many probes: its entries, or its groups when a grouping of entries that
+#: move disjoint outputs is known (see check_layer's ``coloring``); larger ones
+#: along one random direction.
 AUTO_FULL_LIMIT = 4096
 #: When the fast check meets a kink along its direction, tensors up to this
 #: size are checked entry by entry instead, where kinks can be told apart.
@@ -56,6 +58,10 @@ MODES = ("auto", "full", "fast")
 
 class PrecisionWarning(UserWarning):
     """The layer computes in less than float64: checked with looser tolerances."""
+
+
+class GroupingWarning(UserWarning):
+    """A declared grouping of entries was wrong: those entries were checked one by one."""
 
 
 @dataclass(frozen=True)
@@ -286,12 +292,66 @@ class _Tensor:
             layer.params[self.name] = original
 
 
-def _full(tensor, G, use_complex, step):
+def _grouped(tensor, G, use_complex, step, colors):
+    if use_complex:
+        return tensor.complex_numeric(
+            lambda evaluate, array: num.grouped_difference(evaluate, array, G, colors,
+                                                           complex_=True))
+    return num.grouped_difference(tensor.evaluate, tensor.array, G, colors, step=step)
+
+
+def _full(tensor, G, use_complex, step, colorings, give_up=False):
+    """Every entry of one tensor: by groups where a grouping holds, else entry by entry
+    (or, with ``give_up``, None: the caller checks it along a direction instead)."""
+    method = "complex_step" if use_complex else "full"
+    for source, colors in colorings:
+        if 2 * len(np.unique(colors)) >= colors.size:
+            continue        # two probes per group: no gain unless groups halve the entries
+        found = _grouped(tensor, G, use_complex, step, colors)
+        if found.grad is not None:
+            return found.grad, method
+        if source != "guessed":
+            warnings.warn(GroupingWarning(
+                f"{source} puts entries of {tensor.name!r} that move a common output in one "
+                "group; checked entry by entry instead"), stacklevel=4)
+    if give_up:
+        return None
     if use_complex:
         grad, _ = tensor.complex_numeric(num.complex_step, G)
-        return grad, "complex_step"
+        return grad, method
     grad, _ = num.central_difference(tensor.evaluate, tensor.array, G, step=step)
-    return grad, "full"
+    return grad, method
+
+
+def _colorings(layer, name, shape, out_shape, given):
+    """The groupings to try for one tensor, best first: given, declared by the layer, guessed."""
+    found = []
+    if given is not None and not isinstance(given, dict):
+        raise TypeError(f"`coloring` must be a dict of tensor name to integer array, or False, "
+                        f"got {type(given).__name__}")
+    if given is not None and name in given:
+        colors = given[name]
+        if not (isinstance(colors, np.ndarray) and colors.shape == shape
+                and np.issubdtype(colors.dtype, np.integer)):
+            raise ValueError(f"`coloring[{name!r}]` must be an integer array of shape {shape}, "
+                             f"got {getattr(colors, 'shape', type(colors).__name__)}")
+        found.append((f"coloring[{name!r}]", colors))
+    declared = getattr(layer, "jacobian_coloring", None)
+    if callable(declared):
+        colors = declared(name, shape)
+        if colors is not None:
+            found.append((f"layer.jacobian_coloring({name!r})", np.asarray(colors).reshape(shape)))
+    if name == "x" and len(shape) >= 2 and len(out_shape) >= 1:
+        # Guess that the examples of a batch are independent, along the last or the
+        # first axis: verified by grouped_difference, so a wrong guess costs calls only.
+        for x_axis, y_axis in ((-1, -1), (0, 0)):
+            if shape[x_axis] == out_shape[y_axis] > 1:
+                others = np.arange(int(np.prod(shape)) // shape[x_axis])
+                colors = np.moveaxis(np.broadcast_to(
+                    others.reshape(np.delete(shape, x_axis % len(shape)))[..., None],
+                    (*np.delete(shape, x_axis % len(shape)), shape[x_axis])), -1, x_axis)
+                found.append(("guessed", colors))
+    return found
 
 
 def _rounding_scale(G, y):
@@ -445,7 +505,7 @@ def _label(name, input_name):
 
 def check_layer(layer, x, *, mode="auto", seed=0, dout=None, torch_fn=None, step=None,
                 fd_tolerance=None, torch_tolerance=None, complex_step=None, name=None,
-                fd_exclude=None):
+                fd_exclude=None, coloring=None):
     """Check a layer's backward pass against numerical differences (and torch).
 
     First the self-checks every correct layer passes: forward leaves ``x`` and
@@ -500,6 +560,16 @@ def check_layer(layer, x, *, mode="auto", seed=0, dout=None, torch_fn=None, step
         Entries left out of the numerical comparison, by tensor (``"x"`` or a
         parameter name; mask of the tensor's shape), e.g. known kinks. They are
         still compared against torch; ``TensorCheck.excluded`` counts them.
+    coloring : dict of str to int ndarray, or False, optional
+        Groups of entries, by tensor, that move disjoint sets of outputs: a full
+        check then perturbs a whole group per forward call (Curtis–Powell–Reid).
+        Also taken from ``layer.jacobian_coloring(name, shape)`` when the layer
+        has it, and guessed for ``x`` (examples of a batch independent along its
+        first or last axis). Every grouping is verified as it is used: an
+        output moved by two entries of a group sends that tensor back to one
+        entry at a time (with a ``GroupingWarning`` unless it was a guess), so a
+        layer that couples its examples (batch norm) is still checked exactly.
+        ``False`` turns grouping off.
 
     Returns
     -------
@@ -555,7 +625,8 @@ def check_layer(layer, x, *, mode="auto", seed=0, dout=None, torch_fn=None, step
         fd_tol = fd_tolerance or (COMPLEX_STEP_TOLERANCE if use_complex else precision.fd_tolerance)
         G = y.G
         checks = _numerical_checks(run, analytic, G, y.value, mode, use_complex, precision,
-                                   fd_tol, exclude, seed, input_name, step, x)
+                                   fd_tol, exclude, seed, input_name, step, x, coloring,
+                                   problems)
         if torch_fn is not None:
             from gradcheck.torch_oracle import torch_gradients
 
@@ -599,26 +670,41 @@ def _prepare(run, x, snapshot, dout, seed):
 
 
 def _numerical_checks(run, analytic, G, y0, mode, use_complex, precision, tol, exclude, seed,
-                      input_name, step, x):
+                      input_name, step, x, coloring, problems):
     step = step or precision.step
     rng = np.random.default_rng([seed, 1])
     noise_delta = precision.noise_factor * precision.unit_roundoff * _rounding_scale(G, y0)
     noise = noise_delta if use_complex else noise_delta / step   # no division by a step
     sizes = _sizes(x, y0)
     tensors = [_Tensor(run, k) for k in analytic]
+    # Grouping needs the probes' ratios to name an owner: float64 only, and a
+    # layer that failed a self-check (nondeterministic) is not worth it.
+    grouping = coloring is not False and precision.unit_roundoff < 1e-15 and not problems
+    colorings = {t.name: _colorings(run.layer, t.name, t.array.shape, y0.shape,
+                                    coloring if grouping else None) if grouping else []
+                 for t in tensors}
+
+    def cost(t):   # probes a full check of t needs at best: groups, else entries
+        return min([t.array.size] + [len(np.unique(c)) for _, c in colorings[t.name]])
+
     fast = {t.name for t in tensors
-            if mode == "fast" or (mode == "auto" and t.array.size > AUTO_FULL_LIMIT)}
+            if mode == "fast" or (mode == "auto" and cost(t) > AUTO_FULL_LIMIT)}
     oracle = "complex_step" if use_complex else "finite_differences"
     numeric, methods, fast_results = {}, {}, {}
     for t in tensors:
-        if t.name in fast:
-            fast_results[t.name] = _fast(t, analytic[t.name], G, y0, use_complex, precision,
-                                         noise, noise_delta, tol, rng)
-            kink = fast_results[t.name][-1]
-            if not (kink and t.array.size <= FAST_FALLBACK_LIMIT):
+        if t.name not in fast:
+            # In auto mode a large tensor whose grouping fails goes to the fast check.
+            give_up = mode == "auto" and t.array.size > AUTO_FULL_LIMIT
+            found = _full(t, G, use_complex, step, colorings[t.name], give_up)
+            if found is not None:
+                numeric[t.name], methods[t.name] = found
                 continue
+        fast_results[t.name] = _fast(t, analytic[t.name], G, y0, use_complex, precision,
+                                     noise, noise_delta, tol, rng)
+        kink = fast_results[t.name][-1]
+        if kink and t.array.size <= FAST_FALLBACK_LIMIT:
             del fast_results[t.name]     # a kink along the direction: check every entry
-        numeric[t.name], methods[t.name] = _full(t, G, use_complex, step)
+            numeric[t.name], methods[t.name] = _full(t, G, use_complex, step, [], False)
     floor = error_floor([(analytic[k], numeric[k]) for k in numeric], noise, tol)
     checks = []
     for t in tensors:

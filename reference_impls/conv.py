@@ -744,6 +744,30 @@ class Conv2D:
         )
         return Z
 
+    def jacobian_coloring(self, name, shape):
+        """Return groups of entries of tensor ``name`` (of ``shape``) that move disjoint outputs.
+
+        Input rows ``h1, h2`` feed a common output only when
+        ``|h1 - h2| <= d_H (f_H - 1)`` (and likewise for columns), so entries
+        ``d(f-1)+1`` apart along both axes, in any example, form one group per
+        (row phase, column phase, channel). ``W[a, b, c, k]`` moves only filter
+        ``k``'s outputs: one group per ``(a, b, c)``; all of ``b`` is one group.
+        """
+        if name == "b":
+            return np.zeros(shape, dtype=np.int64)
+        if name == "W":
+            return np.broadcast_to(np.arange(np.prod(shape[:3])).reshape(*shape[:3], 1),
+                                   shape).copy()
+        if name != "x":
+            return None
+        f_H, f_W = self.params["W"].shape[:2]
+        p_H = self.dilation[0] * (f_H - 1) + 1
+        p_W = self.dilation[1] * (f_W - 1) + 1
+        n_H, n_W, n_C, _ = shape
+        phase = (np.arange(n_H)[:, None] % p_H) * p_W + np.arange(n_W)[None, :] % p_W
+        colors = phase[:, :, None] * n_C + np.arange(n_C)[None, None, :]
+        return np.broadcast_to(colors[..., None], shape).copy()
+
     def backward(self, dout):
         """Return ``dA_prev`` for upstream gradient ``dout``; fill ``grads``.
 

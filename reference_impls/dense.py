@@ -362,6 +362,20 @@ class Dense:
         self.grads = {"W": dW, "b": db}
         return dA_prev
 
+    def jacobian_coloring(self, name, shape):
+        """Return groups of entries of tensor ``name`` (of ``shape``) that move disjoint outputs.
+
+        A checker may perturb a whole group at once (gradcheck does, and verifies
+        it). ``A_prev[v, j]`` moves column ``j`` of ``Z``, ``W[u, v]`` row ``u``,
+        ``b[u]`` row ``u``: one group per input unit ``v``, one for all of ``b``.
+        """
+        if name == "b":
+            return np.zeros(shape, dtype=np.int64)
+        if name in ("x", "W"):   # x: (n_prev, m), grouped by row; W: (n, n_prev), by column
+            axis = 0 if name == "x" else 1
+            return np.broadcast_to(np.expand_dims(np.arange(shape[axis]), 1 - axis), shape).copy()
+        return None
+
 
 class _Activation:
     """An elementwise (or softmax) activation ``A = g(Z)`` with no parameters.
@@ -388,6 +402,10 @@ class _Activation:
         """dout = dJ/dA, shape (n, m) → dJ/dZ, shape (n, m)."""
         return type(self)._backward(dout, self._cache)
 
+    def jacobian_coloring(self, name, shape):
+        """Elementwise: each entry moves only its own output, so all form one group."""
+        return np.zeros(shape, dtype=np.int64) if name == "x" else None
+
 
 class ReLU(_Activation):
     """``A = max(Z, 0)``; ``dZ = dA ⊙ [Z > 0]`` (eq. 10)."""
@@ -412,6 +430,12 @@ class Identity(_Activation):
 class Softmax(_Activation):
     """Softmax over axis 0; its Jacobian is full (see :func:`softmax_backward`)."""
     _forward, _backward = softmax_forward, softmax_backward
+
+    def jacobian_coloring(self, name, shape):
+        """A column's outputs all move with each of its entries: one group per row."""
+        if name != "x":
+            return None
+        return np.repeat(np.arange(shape[0])[:, None], shape[1], axis=1)
 
 
 class LeakyReLU(_Activation):

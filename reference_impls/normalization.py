@@ -195,5 +195,16 @@ class BatchNorm:
         self.grads = {"gamma": dgamma, "beta": dbeta}
         return dZ
 
+    def jacobian_coloring(self, name, shape):
+        """Return groups of entries of tensor ``name`` (of ``shape``) that move disjoint outputs.
+
+        ``Z[u, j]`` moves all of row ``u`` (the batch statistics couple the
+        examples), so the groups are the columns: one entry per unit each.
+        ``gamma[u]`` and ``beta[u]`` move row ``u`` only: one group each.
+        """
+        if name == "x":
+            return np.broadcast_to(np.arange(shape[1]), shape).copy()
+        return np.zeros(shape, dtype=np.int64) if name in ("gamma", "beta") else None
+
     def __repr__(self):
         return f"BatchNorm(n={np.shape(self.params['gamma'])[0]}, eps={self.eps})"

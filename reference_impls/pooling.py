@@ -854,6 +854,20 @@ class MaxPool2D:
     def __repr__(self):
         return f"MaxPool2D(window={self.window}, stride={self.stride}, padding={self.padding})"
 
+    def jacobian_coloring(self, name, shape):
+        """Return groups of entries of ``x`` (of ``shape``) that move disjoint outputs.
+
+        Input rows closer than the window feed a common output; rows a window
+        apart never do. One group per (row mod f_H, column mod f_W), across all
+        channels and examples.
+        """
+        if name != "x":
+            return None
+        (f_H, f_W), (n_H, n_W) = self.window, shape[:2]
+        phase = (np.arange(n_H)[:, None] % f_H) * f_W + np.arange(n_W)[None, :] % f_W
+        return np.broadcast_to(phase[:, :, None, None], shape).copy()
+
+
 
 class AvgPool2D:
     """Average pooling layer, layout ``(n_H, n_W, n_C, m)`` (derivation, section 4).
@@ -899,3 +913,17 @@ class AvgPool2D:
     def __repr__(self):
         return (f"AvgPool2D(window={self.window}, stride={self.stride}, "
                 f"padding={self.padding}, count_include_pad={self.count_include_pad})")
+
+    def jacobian_coloring(self, name, shape):
+        """Return groups of entries of ``x`` (of ``shape``) that move disjoint outputs.
+
+        Input rows closer than the window feed a common output; rows a window
+        apart never do. One group per (row mod f_H, column mod f_W), across all
+        channels and examples.
+        """
+        if name != "x":
+            return None
+        (f_H, f_W), (n_H, n_W) = self.window, shape[:2]
+        phase = (np.arange(n_H)[:, None] % f_H) * f_W + np.arange(n_W)[None, :] % f_W
+        return np.broadcast_to(phase[:, :, None, None], shape).copy()
+

@@ -49,10 +49,14 @@ def test_auto_checks_small_tensors_fully_and_large_ones_along_a_direction():
     rng = np.random.default_rng(1)
     layer = Dense(rng.normal(size=(4, 1200)), rng.normal(size=(4, 1)))
     x = rng.normal(size=(1200, 4))            # 4800 entries > AUTO_FULL_LIMIT
-    result = gradcheck.check_layer(layer, x, complex_step=False)
+    result = gradcheck.check_layer(layer, x, complex_step=False, coloring=False)
     methods = {c.tensor: c.method for c in result.checks}
     assert methods == {"x": "fast", "W": "fast", "b": "full"}
     assert result.passed, result.message()
+    # With the layer's grouping (1200 groups of 4 entries) every entry is cheap enough.
+    grouped = gradcheck.check_layer(layer, x, complex_step=False)
+    assert {c.method for c in grouped.checks} == {"full"}
+    assert grouped.passed and grouped.forward_calls < 4 * 2 * 1200 + 100
 
 
 def test_fast_mode_is_not_fooled_by_kinks_along_its_direction():
