@@ -10,12 +10,19 @@ gradcheck is installed::
 comparison of the session, and raises :class:`gradcheck.GradientCheckError`
 when one fails. With ``pytest --gradcheck-report DIR`` the records are written
 as CSV under DIR at the end of the session and the summary table is printed.
+
+Under pytest-xdist (``pytest -n 2``) each worker records its own checks and
+sends them to the controller when it finishes (``config.workeroutput``); the
+controller merges them and writes the report. Rows are put in the order of the
+collected tests (a test's own rows in the order it made them), so a parallel
+run writes the same CSV files as a serial one.
 """
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from gradcheck.checker import check_layer
@@ -23,6 +30,22 @@ from gradcheck.checker import check_layer
 __all__ = ["Recorder"]
 
 _KEY = pytest.StashKey()
+#: Keys of ``config.workeroutput`` under which an xdist worker sends its records.
+_ROWS_OUTPUT = "gradcheck_rows"
+_DETECTIONS_OUTPUT = "gradcheck_detections"
+
+
+def _plain(value):
+    """``value`` as a plain Python object (numpy scalars and arrays converted), for JSON."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+def _plain_row(row):
+    return {key: _plain(value) for key, value in row.items()}
 
 
 class Recorder:
@@ -36,6 +59,24 @@ class Recorder:
         self.rows = []
         self.detections = []
         self.current_test = ""
+        #: Node ids of the collected tests, in the order a serial run makes them.
+        self.test_order = []
+        #: xdist workers that went down without sending their records.
+        self.lost_workers = []
+
+    def merge(self, rows, detections):
+        """Add the records of another recorder (an xdist worker's)."""
+        self.rows.extend(rows)
+        self.detections.extend(detections)
+
+    def in_test_order(self, records):
+        """``records`` sorted by their test's place in :attr:`test_order`, stably.
+
+        A test runs in a single process, so its own records keep the order it
+        made them; records of tests not collected come last, as they came.
+        """
+        place = {nodeid: i for i, nodeid in enumerate(self.test_order)}
+        return sorted(records, key=lambda record: place.get(record.get("test"), len(place)))
 
     def record_detection(self, *, case, family, kind, oracle, result):
         """Record the verdict of ``result`` on a catalog ``case`` of ``kind`` "bug" or "correct".
@@ -49,12 +90,13 @@ class Recorder:
             raise ValueError(f"`kind` must be 'bug' or 'correct', got {kind!r}")
         expected = result.passed == (kind == "correct")
         first = next(iter(result.failures()), None)
-        self.detections.append({
+        self.detections.append(_plain_row({
+            "test": self.current_test,
             "case": case, "family": family, "kind": kind, "oracle": oracle,
             "passed_check": result.passed, "expected": expected,
             "diagnosis": "; ".join(result.problems) or (
                 "; ".join(first.diagnosis) if first is not None else ""),
-        })
+        }))
         return expected
 
     def __call__(self, layer, x, *, config=None, **options):
@@ -74,7 +116,7 @@ class Recorder:
         """
         result = check_layer(layer, x, **options)
         config_json = json.dumps(config or {}, sort_keys=True, default=str)
-        self.rows.extend({"test": self.current_test, "config": config_json, **row}
+        self.rows.extend(_plain_row({"test": self.current_test, "config": config_json, **row})
                          for row in result.to_rows())
         return result.raise_if_failed()
 
@@ -88,12 +130,51 @@ def pytest_addoption(parser):
     )
 
 
+def _is_xdist_worker(config):
+    return hasattr(config, "workerinput")
+
+
+class _XdistController:
+    """The xdist hooks of the controller: keep the collection order, merge each worker's records."""
+
+    def __init__(self, recorder):
+        self.recorder = recorder
+
+    def pytest_xdist_node_collection_finished(self, node, ids):
+        # Every worker collects the same tests (xdist checks it); keep the first list.
+        if not self.recorder.test_order:
+            self.recorder.test_order = list(ids)
+
+    def pytest_testnodedown(self, node, error):
+        output = getattr(node, "workeroutput", None) or {}
+        if _ROWS_OUTPUT not in output:   # the worker crashed before its sessionfinish
+            self.recorder.lost_workers.append(getattr(node.gateway, "id", str(node)))
+            return
+        self.recorder.merge(output[_ROWS_OUTPUT], output.get(_DETECTIONS_OUTPUT, []))
+
+
 def pytest_configure(config):
-    config.stash[_KEY] = Recorder()
+    recorder = config.stash[_KEY] = Recorder()
+    if config.pluginmanager.hasplugin("xdist") and not _is_xdist_worker(config):
+        config.pluginmanager.register(_XdistController(recorder), "gradcheck-xdist-controller")
+
+
+def pytest_collection_finish(session):
+    recorder = session.config.stash[_KEY]
+    if session.items:
+        recorder.test_order = [item.nodeid for item in session.items]
 
 
 def pytest_runtest_setup(item):
     item.config.stash[_KEY].current_test = item.nodeid
+
+
+def pytest_sessionfinish(session):
+    config = session.config
+    if _is_xdist_worker(config):
+        recorder = config.stash[_KEY]
+        config.workeroutput[_ROWS_OUTPUT] = recorder.rows
+        config.workeroutput[_DETECTIONS_OUTPUT] = recorder.detections
 
 
 @pytest.fixture(scope="session")
@@ -111,29 +192,36 @@ def gradcheck_recorder(pytestconfig):
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     out_dir = config.getoption("--gradcheck-report")
     recorder = config.stash.get(_KEY, None)
-    if recorder is None:
+    if recorder is None or _is_xdist_worker(config):
         return
-    if recorder.detections:
+    if recorder.lost_workers:
+        terminalreporter.write_line(
+            f"gradcheck: worker(s) {', '.join(recorder.lost_workers)} went down without sending "
+            "their records; the report below lacks their checks", red=True)
+    # Under xdist the workers' records arrive in the order the workers finish.
+    rows = recorder.in_test_order(recorder.rows)
+    detections = recorder.in_test_order(recorder.detections)
+    if detections:
         from gradcheck.report import detection_rates, write_detection
 
         terminalreporter.section("gradcheck detection power")
-        for line in detection_rates(recorder.detections):
+        for line in detection_rates(detections):
             terminalreporter.write_line(line)
         if out_dir:
-            terminalreporter.write_line(f"written: {write_detection(recorder.detections, out_dir)}")
+            terminalreporter.write_line(f"written: {write_detection(detections, out_dir)}")
     if not out_dir:
         return
-    if not recorder.rows:
+    if not rows:
         terminalreporter.write_line(f"gradcheck: no gradient checks ran; nothing written to {out_dir}")
         return
     from gradcheck.report import format_summary, write_reports
 
-    summary, paths = write_reports(recorder.rows, out_dir)
+    summary, paths = write_reports(rows, out_dir)
     terminalreporter.section("gradcheck summary: worst relative error per layer, gradient, oracle")
     terminalreporter.write_line(format_summary(summary))
     terminalreporter.write_line("")
     failed = int((~summary["passed"]).sum())
     terminalreporter.write_line(
-        f"{len(recorder.rows)} comparisons in {len(summary)} rows, {failed} row(s) failed; "
+        f"{len(rows)} comparisons in {len(summary)} rows, {failed} row(s) failed; "
         f"written: {paths[0]}, {paths[1]}"
     )

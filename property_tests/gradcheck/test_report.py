@@ -1,11 +1,15 @@
 """The report tables and the pytest plugin that writes them."""
 
+import json
+
 import numpy as np
 import pandas as pd
 
 import gradcheck
+from gradcheck.pytest_plugin import Recorder
 from gradcheck.report import (
-    DETAILED_COLUMNS, DETAILED_CSV, SUMMARY_COLUMNS, SUMMARY_CSV, format_summary, write_reports,
+    DETAILED_COLUMNS, DETAILED_CSV, DETECTION_CSV, SUMMARY_COLUMNS, SUMMARY_CSV, format_summary,
+    write_reports,
 )
 from reference_impls import Dense
 
@@ -93,3 +97,105 @@ def test_the_plugin_writes_nothing_without_the_option(pytester):
     pytester.makepyfile(test_inner=INNER_TEST)
     pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1, failed=1)
     assert not (pytester.path / "out").exists()
+
+
+def test_recorded_rows_and_detections_are_plain_python_for_json():
+    recorder = Recorder()
+    rng = np.random.default_rng(0)
+    layer = Dense(rng.normal(size=(3, 2)), rng.normal(size=(3, 1)))
+    result = recorder(layer, rng.normal(size=(2, 4)), config={"n": np.int64(3)})
+    recorder.record_detection(case="dense", family="dense", kind="correct", oracle="auto",
+                              result=result)
+    assert json.loads(json.dumps(recorder.rows)) == recorder.rows
+    assert json.loads(json.dumps(recorder.detections)) == recorder.detections
+    assert recorder.detections[0]["passed_check"] is True
+
+
+PARALLEL_INNER_TEST = """
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gradcheck
+from reference_impls import Dense
+
+
+class Doubled(Dense):
+    def backward(self, dout):
+        dx = super().backward(dout)
+        self.grads["W"] = 2 * self.grads["W"]
+        return dx
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("cls", [Dense, Doubled])
+def test_layer(check_gradients, gradcheck_recorder, cls, seed):
+    # Which process ran the test, for the outer test to see that both workers did.
+    Path(f"ran_on_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{cls.__name__}{seed}").touch()
+    rng = np.random.default_rng(seed)
+    for m in (1, 3):
+        layer = cls(rng.normal(size=(3, 2)), rng.normal(size=(3, 1)))
+        x = rng.normal(size=(2, m))
+        if cls is Dense:
+            check_gradients(layer, x, config={"m": m, "seed": seed})
+        else:
+            with pytest.raises(gradcheck.GradientCheckError):
+                check_gradients(layer, x, config={"m": m, "seed": seed})
+    gradcheck_recorder.record_detection(
+        case=f"{cls.__name__}{seed}", family="dense", kind="correct" if cls is Dense else "bug",
+        oracle="auto", result=gradcheck.check_layer(layer, x))
+"""
+
+
+def _run(pytester, out, *args):
+    return pytester.runpytest_subprocess("--gradcheck-report", out, "-p", "no:cacheprovider", *args)
+
+
+def test_a_parallel_run_writes_the_same_report_as_a_serial_one(pytester):
+    pytester.makepyfile(test_inner=PARALLEL_INNER_TEST)
+    # Serial without xdist loaded at all: the plugin must not need it.
+    serial = _run(pytester, "serial", "-p", "no:xdist")
+    serial.assert_outcomes(passed=8)
+    assert {path.name.split("_")[2] for path in pytester.path.glob("ran_on_*")} == {"main"}
+    for path in pytester.path.glob("ran_on_*"):
+        path.unlink()
+
+    parallel = _run(pytester, "parallel", "-n", "2")
+    parallel.assert_outcomes(passed=8)
+    # Both workers ran tests, so the report merges two recorders.
+    assert {path.name.split("_")[2] for path in pytester.path.glob("ran_on_*")} == {"gw0", "gw1"}
+    for result in (serial, parallel):
+        result.stdout.fnmatch_lines([
+            "*gradcheck detection power*",
+            "auto: bugs caught 4 / 4 (100.0%), false alarms 0 / 4 (0.0%)",
+            "*gradcheck summary*",
+            "48 comparisons in 6 rows, 1 row(s) failed; written: *",
+        ])
+    for name in (DETAILED_CSV, SUMMARY_CSV, DETECTION_CSV):
+        serial_csv = (pytester.path / "serial" / name).read_bytes()
+        assert serial_csv == (pytester.path / "parallel" / name).read_bytes(), name
+    detailed = pd.read_csv(pytester.path / "parallel" / DETAILED_CSV)
+    assert len(detailed) == 48 and detailed["test"].nunique() == 8
+    assert (~detailed["passed"]).sum() == 8   # dW of Doubled, by each of its 8 checks
+
+
+def test_the_controller_merges_each_worker_in_test_order_and_names_lost_workers():
+    from types import SimpleNamespace
+
+    from gradcheck.pytest_plugin import _XdistController
+
+    recorder = Recorder()
+    controller = _XdistController(recorder)
+    controller.pytest_xdist_node_collection_finished(node=None, ids=["t::a", "t::b", "t::c"])
+    finished = SimpleNamespace(gateway=SimpleNamespace(id="gw1"), workeroutput={
+        "gradcheck_rows": [{"test": "t::c", "n": 1}, {"test": "t::a", "n": 2},
+                           {"test": "t::c", "n": 3}],
+        "gradcheck_detections": [{"test": "t::b", "case": "x"}]})
+    crashed = SimpleNamespace(gateway=SimpleNamespace(id="gw0"))   # no workeroutput
+    controller.pytest_testnodedown(node=finished, error=None)
+    controller.pytest_testnodedown(node=crashed, error="crashed")
+    assert [row["n"] for row in recorder.in_test_order(recorder.rows)] == [2, 1, 3]
+    assert recorder.detections == [{"test": "t::b", "case": "x"}]
+    assert recorder.lost_workers == ["gw0"]
