@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed
 # Hypothesis profile: ci (derandomized, bounded) or thorough.
 PROFILE ?= ci
 REPORTS ?= reports
+# Parallel workers for pytest-xdist (make verify JOBS=2); empty: one process.
+JOBS ?=
+XDIST := $(if $(JOBS),-n $(JOBS))
 
 .PHONY: install verify test bench clean
 
@@ -22,16 +25,18 @@ $(STAMP): pyproject.toml
 # with the CSV report under $(REPORTS)/ and the summary table printed.
 verify: $(STAMP)
 	$(PY) -m pytest property_tests/reference_impls property_tests/detection -q \
-		--hypothesis-profile=$(PROFILE) --gradcheck-report=$(REPORTS)
+		--hypothesis-profile=$(PROFILE) --gradcheck-report=$(REPORTS) $(XDIST)
 
 # The whole suite: the checker's own tests and the verification.
 test: $(STAMP)
-	$(PY) -m pytest property_tests -q --hypothesis-profile=$(PROFILE)
+	$(PY) -m pytest property_tests -q --hypothesis-profile=$(PROFILE) $(XDIST)
 
 # Speed and memory of conv and pooling against torch (a benchmark, not a test):
-# writes $(REPORTS)/bench_layers.csv and prints the ratios.
+# writes $(REPORTS)/bench_layers.csv and prints the ratios. Then the checker's
+# cost and accuracy against torch.autograd.gradcheck: $(REPORTS)/bench_checker.csv.
 bench: $(STAMP)
 	$(PY) -m benchmarks.bench_layers --out $(REPORTS)/bench_layers.csv
+	$(PY) -m benchmarks.bench_checker --out $(REPORTS)/bench_checker.csv
 
 clean:
 	rm -rf $(VENV) .hypothesis .pytest_cache $(REPORTS)/*.csv
