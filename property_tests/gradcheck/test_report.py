@@ -1,6 +1,7 @@
 """The report tables and the pytest plugin that writes them."""
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -112,7 +113,6 @@ def test_recorded_rows_and_detections_are_plain_python_for_json():
 
 
 PARALLEL_INNER_TEST = """
-import os
 from pathlib import Path
 
 import numpy as np
@@ -131,9 +131,10 @@ class Doubled(Dense):
 
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("cls", [Dense, Doubled])
-def test_layer(check_gradients, gradcheck_recorder, cls, seed):
+def test_layer(check_gradients, gradcheck_recorder, request, cls, seed):
     # Which process ran the test, for the outer test to see that both workers did.
-    Path(f"ran_on_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{cls.__name__}{seed}").touch()
+    worker = getattr(request.config, "workerinput", {}).get("workerid", "main")
+    Path(f"ran_on_{worker}_{cls.__name__}{seed}").touch()
     rng = np.random.default_rng(seed)
     for m in (1, 3):
         layer = cls(rng.normal(size=(3, 2)), rng.normal(size=(3, 1)))
@@ -153,7 +154,9 @@ def _run(pytester, out, *args):
     return pytester.runpytest_subprocess("--gradcheck-report", out, "-p", "no:cacheprovider", *args)
 
 
-def test_a_parallel_run_writes_the_same_report_as_a_serial_one(pytester):
+def test_a_parallel_run_writes_the_same_report_as_a_serial_one(pytester, monkeypatch):
+    for name in [name for name in os.environ if name.startswith("PYTEST_XDIST_")]:
+        monkeypatch.delenv(name)   # when this suite itself runs under xdist
     pytester.makepyfile(test_inner=PARALLEL_INNER_TEST)
     # Serial without xdist loaded at all: the plugin must not need it.
     serial = _run(pytester, "serial", "-p", "no:xdist")
