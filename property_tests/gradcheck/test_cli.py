@@ -1,0 +1,208 @@
+"""The command line (gradcheck.cli): check, verify, bench, help and exit codes.
+
+Run in-process through ``main([...])`` (which returns the exit code), and once
+as ``python -m gradcheck`` in a subprocess. ``verify`` and ``bench`` are too
+slow to run here: their command lines are tested, and their refusal to run
+without a source checkout.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import gradcheck
+from gradcheck import cli
+
+LAYERS = '''
+import numpy as np
+from reference_impls import Dense
+
+
+class Doubled(Dense):
+    """dW doubled."""
+
+    def backward(self, dout):
+        dx = super().backward(dout)
+        self.grads = {**self.grads, "W": 2 * self.grads["W"]}
+        return dx
+
+
+def _arrays():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(3, 2)), rng.normal(size=(3, 1)), rng.normal(size=(2, 4))
+
+
+def good():
+    W, b, x = _arrays()
+    return Dense(W, b), x
+
+
+def broken():
+    W, b, x = _arrays()
+    return Doubled(W, b), x
+
+
+def single():
+    return good()[0]
+
+
+def torch_dense(x, p):
+    return p["W"] @ x + p["b"]
+
+
+NOT_CALLABLE = 3
+'''
+
+
+@pytest.fixture
+def layers(tmp_path, monkeypatch):
+    """A module of factories in a fresh directory, the current one; its name is returned."""
+    name = f"cli_layers_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{name}.py").write_text(LAYERS)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))   # main puts the cwd on it
+    yield name
+    sys.modules.pop(name, None)
+
+
+def test_check_correct_layer_prints_the_table_and_exits_0(layers, capsys):
+    assert cli.main(["check", f"{layers}:good"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].split() == list(cli.TABLE_COLUMNS)
+    assert [line.split()[:3] for line in lines[1:4]] == [
+        ["x", "dA_prev", "complex_step"], ["W", "dW", "complex_step"], ["b", "db", "complex_step"]]
+    assert all(line.split()[-1] == "yes" for line in lines[1:4])
+    assert "gradient check of Dense passed" in out
+
+
+def test_check_with_torch_and_options(layers, capsys):
+    code = cli.main(["check", f"{layers}:good", "--torch", f"{layers}:torch_dense",
+                     "--no-complex-step", "--mode", "full", "--seed", "3"])
+    assert code == 0
+    out = capsys.readouterr().out
+    oracles = {line.split()[2] for line in out.splitlines()[1:7]}
+    assert oracles == {"finite_differences", "torch"}
+    assert "(6 comparisons" in out
+
+
+def test_check_broken_layer_exits_1_with_the_diagnosis(layers, capsys):
+    assert cli.main(["check", f"{layers}:broken"]) == 1
+    out = capsys.readouterr().out
+    w_row = next(line for line in out.splitlines() if line.startswith("W "))
+    assert w_row.split()[-1] == "NO"
+    assert "gradient check of Doubled failed" in out
+    assert "a constant factor" in out
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("{m}", "must be MODULE:NAME"),
+    ("{m}:", "must be MODULE:NAME"),
+    ("no_such_module_xyz:good", "cannot import module 'no_such_module_xyz'"),
+    ("{m}:missing", "has no attribute 'missing'"),
+    ("{m}:NOT_CALLABLE", "is not callable"),
+    ("{m}:single", "must return a pair (layer, x), got a Dense"),
+])
+def test_check_bad_factory_exits_2_naming_the_argument(layers, capsys, spec, expected):
+    spec = spec.format(m=layers)
+    assert cli.main(["check", spec]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "MODULE:FACTORY" in captured.err and repr(spec) in captured.err
+    assert expected in captured.err
+
+
+def test_check_bad_torch_fn_exits_2_naming_the_option(layers, capsys):
+    assert cli.main(["check", f"{layers}:good", "--torch", f"{layers}:nope"]) == 2
+    assert "--torch" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2(capsys):
+    assert cli.main([]) == 2
+    assert cli.main(["check"]) == 2
+    assert cli.main(["check", "m:f", "--mode", "slow"]) == 2
+    assert cli.main(["verify", "--profile", "nightly"]) == 2
+    assert cli.main(["report"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'slow'" in err and "invalid choice: 'nightly'" in err
+
+
+@pytest.mark.parametrize("command, options", [
+    ([], ["verify", "check", "bench", "exit codes"]),
+    (["verify"], ["--profile", "--seed", "--out", "--jobs", "(default: ci)",
+                  "(default: reports)", "exit codes"]),
+    (["check"], ["MODULE:FACTORY", "--mode", "--seed", "--complex-step", "--no-complex-step",
+                 "--torch", "(default: auto)", "(default: 0)", "exit codes"]),
+    (["bench"], ["--quick", "(default: False)"]),
+])
+def test_help_lists_every_option_with_its_default(capsys, command, options):
+    assert cli.main([*command, "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())   # undo the wrapping
+    for option in options:
+        assert option in out
+
+
+def test_python_m_gradcheck_help():
+    done = subprocess.run([sys.executable, "-m", "gradcheck", "--help"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "usage: gradcheck" in done.stdout
+    for command in ("verify", "check", "bench"):
+        assert command in done.stdout
+
+
+def test_verify_command_is_what_make_verify_runs():
+    assert cli.verify_command(python="py") == [
+        "py", "-m", "pytest", "property_tests/reference_impls", "property_tests/detection", "-q",
+        "--hypothesis-profile=ci", "--gradcheck-report=reports"]
+    command = cli.verify_command(profile="thorough", seed=7, out=Path("/tmp/r"), jobs=2)
+    assert command[0] == sys.executable
+    assert command[3:] == [
+        "property_tests/reference_impls", "property_tests/detection", "-q",
+        "--hypothesis-profile=thorough", "--gradcheck-report=/tmp/r", "-n", "2",
+        "--hypothesis-seed=7"]
+
+
+@pytest.mark.parametrize("pytest_code, expected", [(0, 0), (1, 1), (2, 2), (4, 2), (5, 2)])
+def test_verify_runs_pytest_from_the_root_and_maps_its_exit_code(
+        monkeypatch, tmp_path, pytest_code, expected):
+    calls = []
+
+    def fake_run(command, cwd, env):
+        calls.append((command, cwd, env))
+        return subprocess.CompletedProcess(command, pytest_code)
+
+    monkeypatch.setattr(cli.subprocess, "run", fake_run)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert cli.main(["verify", "--jobs", "2", "--out", "out"]) == expected
+    (command, cwd, env), = calls
+    assert cwd == Path(gradcheck.__file__).resolve().parent.parent
+    assert command == cli.verify_command(out=tmp_path.resolve() / "out", jobs=2)
+    assert env["OMP_NUM_THREADS"] == "1"
+
+
+def test_bench_commands(tmp_path):
+    (tmp_path / "benchmarks").mkdir()
+    assert cli.bench_commands(tmp_path, python="py") == [["py", "-m", "benchmarks.bench_layers"]]
+    (tmp_path / "benchmarks" / "bench_checker.py").write_text("")
+    assert cli.bench_commands(tmp_path, quick=True, python="py") == [
+        ["py", "-m", "benchmarks.bench_layers", "--quick"],
+        ["py", "-m", "benchmarks.bench_checker", "--quick"]]
+
+
+def test_verify_and_bench_exit_2_outside_a_source_checkout(tmp_path):
+    """A copy of the package alone (as pip installs it): no property_tests/, no benchmarks/."""
+    shutil.copytree(Path(cli.__file__).parent, tmp_path / "gradcheck",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    for command, missing in (("verify", "property_tests/"), ("bench", "benchmarks/")):
+        done = subprocess.run([sys.executable, "-m", "gradcheck", command], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2, done.stderr
+        assert f"no {missing} directory in {tmp_path.resolve()}" in done.stderr
+        assert "source checkout" in done.stderr
