@@ -9,6 +9,12 @@ REPORTS ?= reports
 # Parallel workers for pytest-xdist (make verify JOBS=2); empty: one process.
 JOBS ?=
 XDIST := $(if $(JOBS),-n $(JOBS))
+# torch and BLAS on one thread per process unless OMP_NUM_THREADS is set: the
+# arrays are tiny, a second thread only costs (2-3x slower when the other core is
+# busy), JOBS workers would oversubscribe the cores, and torch's reductions (batch
+# norm) round differently with 2 threads, which would make a JOBS=2 report differ
+# from a serial one in the last bits.
+TEST_ENV := OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1}
 
 .PHONY: install verify test bench clean
 
@@ -24,12 +30,12 @@ $(STAMP): pyproject.toml
 # and the detection suite (bugs caught, false alarms),
 # with the CSV report under $(REPORTS)/ and the summary table printed.
 verify: $(STAMP)
-	$(PY) -m pytest property_tests/reference_impls property_tests/detection -q \
+	$(TEST_ENV) $(PY) -m pytest property_tests/reference_impls property_tests/detection -q \
 		--hypothesis-profile=$(PROFILE) --gradcheck-report=$(REPORTS) $(XDIST)
 
 # The whole suite: the checker's own tests and the verification.
 test: $(STAMP)
-	$(PY) -m pytest property_tests -q --hypothesis-profile=$(PROFILE) $(XDIST)
+	$(TEST_ENV) $(PY) -m pytest property_tests -q --hypothesis-profile=$(PROFILE) $(XDIST)
 
 # Speed and memory of conv and pooling against torch (a benchmark, not a test):
 # writes $(REPORTS)/bench_layers.csv and prints the ratios. Then the checker's
