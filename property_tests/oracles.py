@@ -14,3 +14,20 @@ def check_every_oracle(check_gradients, layer, x, *, config, **options):
     if getattr(layer, "complex_safe", False):
         check_gradients(layer, x, config=config, complex_step=True, **options)
     return result
+
+
+def assert_no_side_effects(layer, x):
+    """Run forward and backward once; assert that ``x``, the params and ``dout`` are left
+    alone and that no returned array shares memory with them or with another."""
+    import numpy as np
+
+    before = [x.copy(), *(p.copy() for p in layer.params.values())]
+    out = layer.forward(x)
+    dout = np.ones_like(out)
+    dx = layer.backward(dout)
+    after = [x, *layer.params.values()]
+    assert all(np.array_equal(a, b) for a, b in zip(before, after))
+    np.testing.assert_array_equal(dout, 1.0)
+    grads = [dx, *layer.grads.values()]
+    assert not any(np.shares_memory(g, a) for g in grads for a in [*after, dout, out])
+    assert not any(np.shares_memory(out, a) for a in after)
