@@ -45,4 +45,4 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.bench_checker --out $(REPORTS)/bench_checker.csv
 
 clean:
-	rm -rf $(VENV) .hypothesis .pytest_cache $(REPORTS)/*.csv
+	rm -rf $(VENV) .hypothesis .pytest_cache $(REPORTS)/*.csv $(REPORTS)/summary.md $(REPORTS)/*.png

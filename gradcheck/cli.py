@@ -1,4 +1,4 @@
-"""The command line: ``gradcheck verify``, ``gradcheck check`` and ``gradcheck bench``.
+"""The command line: ``gradcheck verify``, ``check``, ``bench`` and ``report``.
 
 Run as ``python -m gradcheck`` or through the ``gradcheck`` console script.
 Every subcommand's ``--help`` lists its options with their defaults.
@@ -191,6 +191,21 @@ def _bench(args):
     return EXIT_OK
 
 
+# ---------------------------------------------------------------------------- report
+
+def _report(args):
+    from gradcheck.report import NoReportError, write_readable_report
+
+    try:
+        written = write_readable_report(args.dir)
+    except NoReportError as error:
+        raise UsageError(f"gradcheck report: {error}; run `gradcheck verify --out {args.dir}` "
+                         "(or pytest --gradcheck-report DIR) first") from None
+    for path in written:
+        print(f"written: {path}")
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------------- parser
 
 class _Parser(argparse.ArgumentParser):
@@ -264,6 +279,18 @@ def build_parser():
     bench.add_argument("--quick", action="store_true", default=False,
                        help="a few small shapes only (passed on to each benchmark)")
     bench.set_defaults(run=_bench)
+
+    report = commands.add_parser(
+        "report", formatter_class=formatter,
+        epilog="exit codes: 0 written, 2 no gradcheck CSV in DIR",
+        help="rebuild summary.md and the plots from the CSVs of a reports folder",
+        description="Read gradcheck_detailed.csv, detection.csv and, when present, "
+                    "bench_layers.csv and bench_checker.csv from DIR, and write summary.md, "
+                    "errors.png and (with bench_layers.csv) bench.png there; needs matplotlib "
+                    "for the plots.")
+    report.add_argument("--dir", default="reports", metavar="DIR",
+                        help="the reports folder (relative to the current directory)")
+    report.set_defaults(run=_report)
     return parser
 
 

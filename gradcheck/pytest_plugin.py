@@ -9,7 +9,9 @@ gradcheck is installed::
 ``check_gradients`` runs :func:`gradcheck.check_layer`, records every
 comparison of the session, and raises :class:`gradcheck.GradientCheckError`
 when one fails. With ``pytest --gradcheck-report DIR`` the records are written
-as CSV under DIR at the end of the session and the summary table is printed.
+as CSV under DIR at the end of the session, the summary table is printed, and
+``summary.md`` and the plots are written from those CSVs
+(:func:`gradcheck.report.write_readable_report`).
 
 Under pytest-xdist (``pytest -n 2``) each worker records its own checks and
 sends them to the controller when it finishes (``config.workeroutput``); the
@@ -126,7 +128,8 @@ def pytest_addoption(parser):
     group.addoption(
         "--gradcheck-report", metavar="DIR", default=None,
         help="write every gradient check of the session as CSV under DIR "
-             "(gradcheck_detailed.csv, gradcheck_summary.csv) and print the summary",
+             "(gradcheck_detailed.csv, gradcheck_summary.csv), print the summary, and "
+             "write summary.md and the plots errors.png (and bench.png) from the CSVs",
     )
 
 
@@ -212,16 +215,24 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if not out_dir:
         return
     if not rows:
-        terminalreporter.write_line(f"gradcheck: no gradient checks ran; nothing written to {out_dir}")
-        return
-    from gradcheck.report import format_summary, write_reports
+        terminalreporter.write_line(f"gradcheck: no gradient checks ran; no gradient CSV "
+                                    f"written to {out_dir}")
+    else:
+        from gradcheck.report import format_summary, write_reports
 
-    summary, paths = write_reports(rows, out_dir)
-    terminalreporter.section("gradcheck summary: worst relative error per layer, gradient, oracle")
-    terminalreporter.write_line(format_summary(summary))
-    terminalreporter.write_line("")
-    failed = int((~summary["passed"]).sum())
-    terminalreporter.write_line(
-        f"{len(rows)} comparisons in {len(summary)} rows, {failed} row(s) failed; "
-        f"written: {paths[0]}, {paths[1]}"
-    )
+        summary, paths = write_reports(rows, out_dir)
+        terminalreporter.section("gradcheck summary: worst relative error per layer, gradient, "
+                                 "oracle")
+        terminalreporter.write_line(format_summary(summary))
+        terminalreporter.write_line("")
+        failed = int((~summary["passed"]).sum())
+        terminalreporter.write_line(
+            f"{len(rows)} comparisons in {len(summary)} rows, {failed} row(s) failed; "
+            f"written: {paths[0]}, {paths[1]}"
+        )
+    if rows or detections:
+        # summary.md and the plots, from the CSVs just written (as `gradcheck report` does).
+        from gradcheck.report import write_readable_report
+
+        written = write_readable_report(out_dir)
+        terminalreporter.write_line(f"written: {', '.join(map(str, written))}")

@@ -4,18 +4,33 @@ Two tables. The *detailed* one has a row per case × tensor × oracle (what one
 call of check_layer compared); the *summary* has a row per layer × gradient ×
 oracle with the worst relative error over the cases the run actually made.
 README lists every column.
+
+:func:`write_readable_report` reads the CSVs back from a reports folder and
+writes what a person reads: ``summary.md`` and the plots ``errors.png`` and
+``bench.png`` (matplotlib, imported only there, with the Agg backend).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["DETAILED_CSV", "SUMMARY_CSV", "DETECTION_CSV", "detailed_table", "summary_table",
-           "write_reports", "format_summary", "detection_rates", "write_detection"]
+__all__ = ["DETAILED_CSV", "SUMMARY_CSV", "DETECTION_CSV", "SUMMARY_MD", "ERRORS_PNG",
+           "BENCH_PNG", "detailed_table", "summary_table", "write_reports", "format_summary",
+           "detection_rates", "write_detection", "write_readable_report", "NoReportError"]
 
 DETAILED_CSV = "gradcheck_detailed.csv"
 SUMMARY_CSV = "gradcheck_summary.csv"
 DETECTION_CSV = "detection.csv"
+BENCH_LAYERS_CSV = "bench_layers.csv"
+BENCH_CHECKER_CSV = "bench_checker.csv"
+SUMMARY_MD = "summary.md"
+ERRORS_PNG = "errors.png"
+BENCH_PNG = "bench.png"
+#: Where a relative error of exactly 0 is drawn on the log axis of errors.png.
+ERROR_FLOOR = 1e-18
+#: The goals of the benchmarks (benchmarks/bench_layers.py, benchmarks/bench_checker.py).
+GOAL_GEOMEAN, GOAL_WORST = 1.0, 2.0
+GOAL_SPEEDUP, GOAL_FAST_SECONDS = 100.0, 1.0
 #: Columns of the detection table, in order.
 DETECTION_COLUMNS = ["case", "family", "kind", "oracle", "passed_check", "expected", "diagnosis"]
 
@@ -145,3 +160,283 @@ def format_summary(summary):
     shown["tolerance"] = shown["tolerance"].map("{:.0e}".format)
     shown["passed"] = shown["passed"].map({True: "yes", False: "NO"})
     return shown.to_string(index=False)
+
+
+# ---------------------------------------------------------------------- for people
+
+class NoReportError(FileNotFoundError):
+    """The folder holds none of the gradcheck CSVs (detailed, summary, detection)."""
+
+
+def _read_csv(path):
+    import pandas as pd
+
+    return pd.read_csv(path) if path.is_file() else None
+
+
+def _closeness(detailed):
+    """Per oracle × layer: the worst case (largest error / tolerance), sorted closest first.
+
+    Columns ``oracle``, ``layer``, ``gradient`` (of the worst row), ``cases``,
+    ``failed_cases``, ``max_rel_error``, ``tolerance``, ``ratio``.
+    """
+    rows = detailed.assign(ratio=detailed["max_rel_error"] / detailed["tolerance"])
+    keys = ["oracle", "layer"]
+    worst = rows.loc[rows.groupby(keys, sort=False)["ratio"].idxmax()]
+    cases = _cases(detailed).groupby(keys, sort=False).agg(
+        cases=("max_rel_error", "size"), failed_cases=("passed", lambda p: int((~p).sum())))
+    worst = worst.merge(cases.reset_index(), on=keys)
+    return worst[["oracle", "layer", "gradient", "cases", "failed_cases", "max_rel_error",
+                  "tolerance", "ratio"]].sort_values(
+        ["oracle", "ratio", "layer"], ascending=[True, False, True], ignore_index=True)
+
+
+def _cases(detailed):
+    """One row per case (one check_layer call) and oracle: its worst error over the tensors.
+
+    A case is identified by ``test``, ``layer``, ``config``, ``seed`` and
+    ``forward_calls``; ``passed`` is false when any tensor failed.
+    """
+    keys = ["test", "layer", "config", "seed", "forward_calls", "oracle"]
+    frame = detailed.copy()
+    frame[["test", "config"]] = frame[["test", "config"]].fillna("")
+    return frame.groupby(keys, sort=False).agg(
+        max_rel_error=("max_rel_error", "max"), tolerance=("tolerance", "max"),
+        passed=("passed", "all")).reset_index()
+
+
+def _md_table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return lines
+
+
+def _geomean(values):
+    import math
+
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def bench_goal_lines(bench_layers=None, bench_checker=None):
+    """Return the goal lines of the benchmarks' CSVs (DataFrames; either may be None)."""
+    import math
+
+    lines = []
+    if bench_layers is not None and len(bench_layers):
+        for layer, rows in bench_layers.groupby("layer", sort=False):
+            ratios = [r for r in rows["time_ratio"] if r > 0 and math.isfinite(r)]
+            if not ratios:
+                continue
+            geo, worst = _geomean(ratios), max(ratios)
+            met = geo <= GOAL_GEOMEAN and worst <= GOAL_WORST
+            lines.append(f"{layer}: geometric-mean time ratio ours / torch {geo:.2f} "
+                         f"(goal ≤ {GOAL_GEOMEAN:g}), worst {worst:.2f} (goal ≤ {GOAL_WORST:g}): "
+                         + ("goal met" if met else "**goal not met**"))
+    if bench_checker is not None and len(bench_checker):
+        def find(case, method):
+            hit = bench_checker[(bench_checker["case"] == case)
+                                & (bench_checker["method"] == method)
+                                & bench_checker["seconds"].notna()]
+            return hit.iloc[0] if len(hit) else None
+
+        ours, slow = find("conv", "ours_full"), find("conv", "torch_slow")
+        if ours is not None and slow is not None:
+            speedup = slow["seconds"] / ours["seconds"]
+            lines.append(f"checker, ours full vs torch.autograd.gradcheck slow on the conv: "
+                         f"{speedup:.1f}× faster (goal ≥ {GOAL_SPEEDUP:g}×): "
+                         + ("goal met" if speedup >= GOAL_SPEEDUP else "**goal not met**")
+                         + f" ({ours['seconds']:.3g} s vs {slow['seconds']:.3g} s)")
+        big = bench_checker[(bench_checker["method"] == "ours_fast")
+                            & bench_checker["case"].astype(str).str.endswith("_1e6")
+                            & bench_checker["seconds"].notna()]
+        if len(big):
+            worst = big.loc[big["seconds"].idxmax()]
+            lines.append(f"checker, fast mode on a 10^6-entry input: {worst['seconds']:.3f} s, "
+                         f"{worst['case']} (goal < {GOAL_FAST_SECONDS:g} s): "
+                         + ("goal met" if worst["seconds"] < GOAL_FAST_SECONDS
+                            else "**goal not met**"))
+    return lines
+
+
+def _summary_markdown(out, detailed, detections, bench_layers, bench_checker, pictures):
+    lines = ["# gradcheck report", ""]
+    if detailed is not None and len(detailed):
+        cases = _cases(detailed)
+        failed = detailed[~detailed["passed"]]
+        lines += [
+            f"**Checks run: {len(cases)}** (cases × oracle, from {detailed['test'].nunique()} "
+            f"tests; {len(detailed)} comparisons of one tensor each). "
+            f"**Failed rows: {len(failed)}** of {len(detailed)} in `{DETAILED_CSV}`"
+            + (f", in {failed['test'].nunique()} test(s)." if len(failed) else "."),
+            "",
+            "## How close each layer comes to its tolerance",
+            "",
+            "Per oracle, each layer's worst relative error over its cases and tensors, its "
+            "tolerance, and their ratio (a ratio over 1 fails); the layer closest to its "
+            "tolerance comes first.",
+        ]
+        if ERRORS_PNG in pictures:
+            lines += ["", f"![per-case errors]({ERRORS_PNG})"]
+        for oracle, rows in _closeness(detailed).groupby("oracle", sort=True):
+            lines += ["", f"### {oracle}", ""]
+            lines += _md_table(
+                ["layer", "worst gradient", "max relative error", "tolerance",
+                 "error / tolerance", "cases", "failed cases"],
+                [(r.layer, r.gradient, f"{r.max_rel_error:.2e}", f"{r.tolerance:.0e}",
+                  f"{r.ratio:.2e}", r.cases, r.failed_cases) for r in rows.itertuples()])
+        if len(failed):
+            lines += ["", "### Failed rows", ""]
+            lines += _md_table(
+                ["test", "layer", "gradient", "oracle", "max relative error", "tolerance"],
+                [(f"`{r.test}`", r.layer, r.gradient, r.oracle, f"{r.max_rel_error:.2e}",
+                  f"{r.tolerance:.0e}") for r in failed.itertuples()])
+    else:
+        lines += [f"No gradient checks in this folder (no `{DETAILED_CSV}`)."]
+    if detections is not None and len(detections):
+        lines += ["", "## Detection power", ""]
+        lines += [f"- {line.strip()}" for line in detection_rates(detections.to_dict("records"))]
+    goals = bench_goal_lines(bench_layers, bench_checker)
+    if goals:
+        lines += ["", "## Benchmark goals", ""]
+        lines += [f"- {line}" for line in goals]
+        if BENCH_PNG in pictures:
+            lines += ["", f"![time ratios ours / torch]({BENCH_PNG})"]
+    return "\n".join(lines) + "\n"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_errors(detailed, path):
+    """Draw ``errors.png``: per-case max relative errors per layer, one panel per oracle."""
+    import numpy as np
+
+    plt = _pyplot()
+    cases = _cases(detailed)
+    closeness = _closeness(detailed)
+    # Layers ordered by their closest approach to a tolerance over all oracles: closest on top.
+    order = list(closeness.groupby("layer")["ratio"].max().sort_values().index)
+    oracles = sorted(cases["oracle"].unique())
+    height = max(3.0, 0.45 * len(order) + 1.6)
+    fig, axes = plt.subplots(1, len(oracles), figsize=(4.6 * len(oracles) + 1.6, height),
+                             sharey=True, squeeze=False)
+    rng = np.random.default_rng(0)
+    for ax, oracle in zip(axes[0], oracles):
+        rows = cases[cases["oracle"] == oracle]
+        data, positions = [], []
+        for i, layer in enumerate(order):
+            errors = rows.loc[rows["layer"] == layer, "max_rel_error"].to_numpy(float)
+            if not len(errors):
+                continue
+            errors = np.maximum(errors, ERROR_FLOOR)
+            data.append(errors)
+            positions.append(i)
+            ok = rows.loc[rows["layer"] == layer, "passed"].to_numpy(bool)
+            jitter = rng.uniform(-0.18, 0.18, size=len(errors))
+            ax.scatter(errors[ok], i + jitter[ok], s=9, alpha=0.45, color="tab:blue",
+                       linewidths=0, zorder=3)
+            if (~ok).any():
+                ax.scatter(errors[~ok], i + jitter[~ok], s=22, color="tab:red", marker="x",
+                           zorder=4)
+        if data:
+            style = dict(positions=positions, widths=0.6, showfliers=False,
+                         medianprops={"color": "black"}, boxprops={"color": "0.4"},
+                         whiskerprops={"color": "0.4"}, capprops={"color": "0.4"})
+            try:   # matplotlib >= 3.10; `vert` is deprecated there
+                ax.boxplot(data, orientation="horizontal", **style)
+            except TypeError:
+                ax.boxplot(data, vert=False, **style)
+        for tolerance in sorted(rows["tolerance"].unique()):
+            ax.axvline(tolerance, color="tab:red", linestyle="--", linewidth=1.2, zorder=2)
+            ax.text(tolerance, len(order) - 0.45, f" tolerance {tolerance:.0e}", color="tab:red",
+                    fontsize=8, va="bottom", ha="center")
+        ax.set_xscale("log")
+        top = max(rows["tolerance"].max(), rows["max_rel_error"].max())
+        ax.set_xlim(ERROR_FLOOR / 3, 30 * top)   # room on the right of the tolerance
+        ax.set_title(oracle)
+        ax.grid(axis="x", which="major", alpha=0.3)
+        ax.set_xlabel(f"max relative error per case\n(log scale; 0 drawn at {ERROR_FLOOR:.0e})")
+        ax.set_ylim(-0.7, len(order) - 0.1)
+    axes[0][0].set_yticks(range(len(order)), order)
+    axes[0][0].set_ylabel("layer (closest to its tolerance on top)")
+    fig.suptitle("gradcheck: per-case worst relative error (dots), box = quartiles, "
+                 "dashed = tolerance", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_bench(bench_layers, path):
+    """Draw ``bench.png``: time ratio ours / torch per shape, with the 1.0 and 2.0 goal lines."""
+    plt = _pyplot()
+    rows = bench_layers.reset_index(drop=True)
+    labels = [f"{r.layer}  {r.shape}" for r in rows.itertuples()]
+    colors = {layer: f"C{i}" for i, layer in enumerate(dict.fromkeys(rows["layer"]))}
+    fig, ax = plt.subplots(figsize=(9, 0.32 * len(rows) + 1.6))
+    y = list(range(len(rows)))[::-1]
+    ax.barh(y, rows["time_ratio"], color=[colors[layer] for layer in rows["layer"]])
+    ax.axvline(GOAL_GEOMEAN, color="black", linestyle="--", linewidth=1,
+               label=f"{GOAL_GEOMEAN:g}: goal for the geometric mean")
+    ax.axvline(GOAL_WORST, color="tab:red", linestyle="--", linewidth=1,
+               label=f"{GOAL_WORST:g}: goal for every shape")
+    ax.set_yticks(y, labels, fontsize=7)
+    ax.set_xlabel("time ratio ours / torch, forward + backward (< 1: ours faster)")
+    ax.set_title("Reference layers against torch (bench_layers.csv)", fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_readable_report(out_dir):
+    """From the CSVs under ``out_dir``, write ``summary.md``, ``errors.png`` and ``bench.png``.
+
+    Reads ``gradcheck_detailed.csv``, ``detection.csv`` and, when present,
+    ``bench_layers.csv`` and ``bench_checker.csv``. ``errors.png`` needs the
+    detailed CSV, ``bench.png`` the bench_layers one. Without matplotlib only
+    ``summary.md`` is written.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+
+    Raises
+    ------
+    NoReportError
+        When ``out_dir`` holds none of the gradcheck CSVs.
+    """
+    out = Path(out_dir)
+    if not any((out / name).is_file() for name in (DETAILED_CSV, SUMMARY_CSV, DETECTION_CSV)):
+        raise NoReportError(f"no gradcheck CSV ({DETAILED_CSV}, {SUMMARY_CSV} or "
+                            f"{DETECTION_CSV}) in {out}")
+    detailed = _read_csv(out / DETAILED_CSV)
+    detections = _read_csv(out / DETECTION_CSV)
+    bench_layers = _read_csv(out / BENCH_LAYERS_CSV)
+    bench_checker = _read_csv(out / BENCH_CHECKER_CSV)
+    written, pictures = [], []
+    try:
+        _pyplot()
+    except ImportError:
+        plotting = False
+    else:
+        plotting = True
+    if plotting and detailed is not None and len(detailed):
+        written.append(plot_errors(detailed, out / ERRORS_PNG))
+        pictures.append(ERRORS_PNG)
+    if plotting and bench_layers is not None and len(bench_layers):
+        written.append(plot_bench(bench_layers, out / BENCH_PNG))
+        pictures.append(BENCH_PNG)
+    path = out / SUMMARY_MD
+    path.write_text(_summary_markdown(out, detailed, detections, bench_layers, bench_checker,
+                                      pictures), encoding="utf-8")
+    return [path, *written]

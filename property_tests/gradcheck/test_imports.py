@@ -18,7 +18,12 @@ def test_importing_gradcheck_and_checking_a_layer_imports_neither_torch_nor_pand
         "gradcheck.check_layer(Dense(r.normal(size=(2, 2)), r.normal(size=(2, 1))), "
         "r.normal(size=(2, 3)))"
     )
-    assert "torch" not in loaded and "pandas" not in loaded
+    assert "torch" not in loaded and "pandas" not in loaded and "matplotlib" not in loaded
+
+
+def test_the_report_and_the_command_line_import_matplotlib_only_when_they_plot():
+    loaded = _modules_after("import gradcheck.report, gradcheck.cli, gradcheck.pytest_plugin")
+    assert "matplotlib" not in loaded and "pandas" not in loaded
 
 
 def test_reference_impls_import_nothing_from_gradcheck():

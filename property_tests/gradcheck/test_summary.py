@@ -1,0 +1,142 @@
+"""summary.md and the plots, written from the CSVs of a reports folder."""
+
+import pandas as pd
+import pytest
+
+from gradcheck.cli import EXIT_USAGE, main
+from gradcheck.report import (
+    BENCH_PNG, ERRORS_PNG, SUMMARY_MD, NoReportError, write_detection, write_readable_report,
+    write_reports,
+)
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _row(test, layer, oracle, error, tolerance, tensor="x", gradient="dZ", seed=0):
+    return {"test": test, "layer": layer, "config": '{"n": 1}', "seed": seed, "tensor": tensor,
+            "gradient": gradient, "oracle": oracle, "shape": "2x3", "size": 6,
+            "max_rel_error": error, "max_abs_error": error, "tolerance": tolerance,
+            "mismatched": int(error > tolerance), "excluded": 0, "nondifferentiable": 0,
+            "method": "full", "passed": error <= tolerance, "forward_calls": 10,
+            "self_checks": ""}
+
+
+def _rows():
+    rows = []
+    for seed in range(3):
+        # Against finite differences, Near comes within 2x of its tolerance, Far and Zero don't.
+        rows += [_row("t::near", "Near", "finite_differences", 5e-7 * (seed + 1) / 3, 1e-6,
+                      seed=seed),
+                 _row("t::far", "Far", "finite_differences", 1e-12, 1e-6, seed=seed),
+                 _row("t::zero", "Zero", "finite_differences", 0.0, 1e-6, seed=seed),
+                 # Against torch, Far is the closest, and fails once.
+                 _row("t::near", "Near", "torch", 1e-15, 1e-10, seed=seed),
+                 _row("t::far", "Far", "torch", 3e-10 if seed == 2 else 1e-12, 1e-10,
+                      tensor="W", gradient="dW", seed=seed)]
+    return rows
+
+
+DETECTIONS = [
+    {"case": "dense_db", "family": "dense", "kind": "bug", "oracle": "auto",
+     "passed_check": False, "expected": True, "diagnosis": "a constant factor"},
+    {"case": "relu", "family": "activation", "kind": "correct", "oracle": "auto",
+     "passed_check": True, "expected": True, "diagnosis": ""},
+]
+
+
+def _folder(tmp_path, bench=False):
+    write_reports(_rows(), tmp_path)
+    write_detection(DETECTIONS, tmp_path)
+    if bench:
+        pd.DataFrame({"layer": ["conv2d", "conv2d", "max_pool2d"],
+                      "shape": ["m=1 C=1->2 8x8", "m=4 C=3->8 16x16", "m=1 C=1 8x8"],
+                      "ours_ms": [1.0, 3.0, 1.0], "torch_ms": [2.0, 1.0, 1.0],
+                      "torch_threads": [1, 1, 1], "time_ratio": [0.5, 3.0, 1.0]}
+                     ).to_csv(tmp_path / "bench_layers.csv", index=False)
+    return tmp_path
+
+
+def _table(markdown, oracle):
+    """The data rows (lists of cells) of the table under ``### oracle``."""
+    section = markdown.split(f"### {oracle}\n", 1)[1].strip().split("\n\n", 1)[0]
+    return [[cell.strip() for cell in line.strip("|").split("|")]
+            for line in section.splitlines()[2:]]
+
+
+def _assert_png(path):
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE, path
+    assert len(data) > 10_000, (path, len(data))
+
+
+def test_summary_md_puts_the_layer_closest_to_its_tolerance_first(tmp_path):
+    written = write_readable_report(_folder(tmp_path))
+    assert [path.name for path in written] == [SUMMARY_MD, ERRORS_PNG]
+    markdown = (tmp_path / SUMMARY_MD).read_text()
+    assert "**Checks run: 15**" in markdown and "**Failed rows: 1** of 15" in markdown
+    fd = _table(markdown, "finite_differences")
+    assert [row[0] for row in fd] == ["Near", "Far", "Zero"]
+    assert fd[0][2:5] == ["5.00e-07", "1e-06", "5.00e-01"]   # worst error, tolerance, ratio
+    torch = _table(markdown, "torch")
+    assert [row[0] for row in torch] == ["Far", "Near"]
+    assert torch[0][1] == "dW" and torch[0][4] == "3.00e+00" and torch[0][6] == "1"
+    assert "auto: bugs caught 1 / 1 (100.0%), false alarms 0 / 1 (0.0%)" in markdown
+    assert "Benchmark goals" not in markdown and not (tmp_path / BENCH_PNG).exists()
+    _assert_png(tmp_path / ERRORS_PNG)
+
+
+def test_bench_csv_adds_the_goal_lines_and_bench_png(tmp_path):
+    written = write_readable_report(_folder(tmp_path, bench=True))
+    assert [path.name for path in written] == [SUMMARY_MD, ERRORS_PNG, BENCH_PNG]
+    markdown = (tmp_path / SUMMARY_MD).read_text()
+    assert ("conv2d: geometric-mean time ratio ours / torch 1.22 (goal ≤ 1), worst 3.00 "
+            "(goal ≤ 2): **goal not met**") in markdown
+    assert "max_pool2d: geometric-mean time ratio ours / torch 1.00" in markdown
+    _assert_png(tmp_path / BENCH_PNG)
+
+
+def test_an_empty_folder_is_refused(tmp_path, capsys):
+    with pytest.raises(NoReportError):
+        write_readable_report(tmp_path)
+    assert main(["report", "--dir", str(tmp_path)]) == EXIT_USAGE
+    assert "no gradcheck CSV" in capsys.readouterr().err
+    assert not (tmp_path / SUMMARY_MD).exists()
+
+
+INNER_TEST = """
+import numpy as np
+import pytest
+from reference_impls import Dense
+
+
+class Doubled(Dense):
+    def backward(self, dout):
+        dx = super().backward(dout)
+        self.grads["W"] = 2 * self.grads["W"]
+        return dx
+
+
+@pytest.mark.parametrize("cls", [Dense, Doubled])
+def test_layer(check_gradients, cls):
+    rng = np.random.default_rng(0)
+    layer = cls(rng.normal(size=(3, 2)), rng.normal(size=(3, 1)))
+    check_gradients(layer, rng.normal(size=(2, 4)), config={"cls": cls.__name__})
+"""
+
+
+def test_the_plugin_writes_summary_md_and_the_cli_rebuilds_it_the_same(pytester, capsys):
+    pytester.makepyfile(test_inner=INNER_TEST)
+    result = pytester.runpytest_subprocess("--gradcheck-report", "out", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["written: *summary.md, *errors.png"])
+    out = pytester.path / "out"
+    from_plugin = (out / SUMMARY_MD).read_text()
+    assert "**Failed rows: 1** of 6" in from_plugin
+    assert _table(from_plugin, "complex_step")[0][:2] == ["Doubled", "dW"]
+    _assert_png(out / ERRORS_PNG)
+    (out / SUMMARY_MD).unlink()
+    (out / ERRORS_PNG).unlink()
+    assert main(["report", "--dir", str(out)]) == 0
+    assert "summary.md" in capsys.readouterr().out
+    assert (out / SUMMARY_MD).read_text() == from_plugin
+    _assert_png(out / ERRORS_PNG)
