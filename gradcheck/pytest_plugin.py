@@ -23,13 +23,15 @@ run writes the same CSV files as a serial one.
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
 
 from gradcheck.checker import check_layer
+from gradcheck.result import GradientCheckError
 
-__all__ = ["Recorder"]
+__all__ = ["Recorder", "reproduce_command"]
 
 _KEY = pytest.StashKey()
 #: Keys of ``config.workeroutput`` under which an xdist worker sends its records.
@@ -50,6 +52,31 @@ def _plain_row(row):
     return {key: _plain(value) for key, value in row.items()}
 
 
+def _shell_quote(text):
+    """``text`` in single quotes for a POSIX shell (a ``'`` inside becomes ``'"'"'``)."""
+    return "'" + text.replace("'", "'\"'\"'") + "'"
+
+
+def _hypothesis_profile(config):
+    """The hypothesis profile of the session: ``--hypothesis-profile``, else the loaded one."""
+    try:
+        chosen = config.getoption("--hypothesis-profile")
+    except ValueError:   # hypothesis's pytest plugin not loaded
+        chosen = None
+    if chosen:
+        return chosen
+    hypothesis = sys.modules.get("hypothesis")
+    return getattr(getattr(hypothesis, "settings", None), "_current_profile", None)
+
+
+def reproduce_command(nodeid, profile=None):
+    """The command that reruns exactly the test ``nodeid`` (from the pytest root directory)."""
+    command = f"python -m pytest {_shell_quote(nodeid)}"
+    if profile:
+        command += f" --hypothesis-profile={profile}"
+    return command + " -p no:cacheprovider"
+
+
 class Recorder:
     """Run gradient checks and keep one row per case × tensor × oracle.
 
@@ -61,6 +88,10 @@ class Recorder:
         self.rows = []
         self.detections = []
         self.current_test = ""
+        #: Whether the current test is a hypothesis test (``@given``).
+        self.current_is_hypothesis = False
+        #: The pytest config of the session, for the root directory and the hypothesis profile.
+        self.config = None
         #: Node ids of the collected tests, in the order a serial run makes them.
         self.test_order = []
         #: xdist workers that went down without sending their records.
@@ -118,9 +149,32 @@ class Recorder:
         """
         result = check_layer(layer, x, **options)
         config_json = json.dumps(config or {}, sort_keys=True, default=str)
-        self.rows.extend(_plain_row({"test": self.current_test, "config": config_json, **row})
+        command = self.reproduce() if not result.passed else ""
+        self.rows.extend(_plain_row({"test": self.current_test, "config": config_json, **row,
+                                     "reproduce": "" if row["passed"] else command})
                          for row in result.to_rows())
-        return result.raise_if_failed()
+        if not result.passed:
+            raise GradientCheckError(result.message() + self._reproduce_note(command))
+        return result
+
+    def reproduce(self):
+        """The command that reruns the current test, or "" outside a pytest test."""
+        if not self.current_test:
+            return ""
+        profile = _hypothesis_profile(self.config) if self.config is not None else None
+        return reproduce_command(self.current_test, profile)
+
+    def _reproduce_note(self, command):
+        if not command:
+            return ""
+        lines = [""]
+        if self.current_is_hypothesis:
+            lines.append("a hypothesis test: hypothesis reports the falsifying example and "
+                         "@reproduce_failure(...) with this failure (print_blob is on in the "
+                         "profiles); add the decorator to the test to replay that example exactly")
+        where = f" (from {self.config.rootpath})" if self.config is not None else ""
+        lines += [f"rerun this test{where}:", command]
+        return "\n".join(lines)
 
 
 def pytest_addoption(parser):
@@ -158,6 +212,7 @@ class _XdistController:
 
 def pytest_configure(config):
     recorder = config.stash[_KEY] = Recorder()
+    recorder.config = config
     if config.pluginmanager.hasplugin("xdist") and not _is_xdist_worker(config):
         config.pluginmanager.register(_XdistController(recorder), "gradcheck-xdist-controller")
 
@@ -169,7 +224,10 @@ def pytest_collection_finish(session):
 
 
 def pytest_runtest_setup(item):
-    item.config.stash[_KEY].current_test = item.nodeid
+    recorder = item.config.stash[_KEY]
+    recorder.current_test = item.nodeid
+    recorder.current_is_hypothesis = bool(getattr(getattr(item, "obj", None),
+                                                  "is_hypothesis_test", False))
 
 
 def pytest_sessionfinish(session):

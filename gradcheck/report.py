@@ -38,7 +38,7 @@ DETECTION_COLUMNS = ["case", "family", "kind", "oracle", "passed_check", "expect
 DETAILED_COLUMNS = [
     "test", "layer", "config", "seed", "tensor", "gradient", "oracle", "shape", "size",
     "max_rel_error", "max_abs_error", "tolerance", "mismatched", "excluded", "nondifferentiable",
-    "method", "passed", "forward_calls", "self_checks",
+    "method", "passed", "forward_calls", "self_checks", "reproduce",
 ]
 #: Columns of the summary table, in order.
 SUMMARY_COLUMNS = [
@@ -54,6 +54,7 @@ def detailed_table(rows):
     import pandas as pd
 
     frame = pd.DataFrame(list(rows), columns=DETAILED_COLUMNS)
+    frame["reproduce"] = frame["reproduce"].astype(object).fillna("")
     return frame.astype({"size": "int64", "mismatched": "int64", "excluded": "int64",
                          "nondifferentiable": "int64", "forward_calls": "int64",
                          "seed": "int64", "passed": "bool", "max_rel_error": "float64",

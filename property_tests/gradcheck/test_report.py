@@ -2,6 +2,7 @@
 
 import json
 import os
+import sys
 
 import numpy as np
 import pandas as pd
@@ -202,3 +203,66 @@ def test_the_controller_merges_each_worker_in_test_order_and_names_lost_workers(
     assert [row["n"] for row in recorder.in_test_order(recorder.rows)] == [2, 1, 3]
     assert recorder.detections == [{"test": "t::b", "case": "x"}]
     assert recorder.lost_workers == ["gw0"]
+
+
+REPRODUCE_INNER_TEST = """
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+from reference_impls import Dense
+
+
+class Doubled(Dense):
+    def backward(self, dout):
+        dx = super().backward(dout)
+        self.grads["W"] = 2 * self.grads["W"]
+        return dx
+
+
+@pytest.mark.parametrize("cls", [Dense, Doubled])
+def test_plain(check_gradients, cls):
+    rng = np.random.default_rng(0)
+    layer = cls(rng.normal(size=(3, 2)), rng.normal(size=(3, 1)))
+    check_gradients(layer, rng.normal(size=(2, 4)))
+
+
+@given(m=st.integers(1, 3))
+def test_drawn(check_gradients, m):
+    rng = np.random.default_rng(m)
+    layer = Doubled(rng.normal(size=(3, 2)), rng.normal(size=(3, 1)))
+    check_gradients(layer, rng.normal(size=(2, m)), config={"m": m})
+"""
+
+
+def test_a_failure_ends_with_the_command_that_reruns_the_test(pytester):
+    pytester.makeconftest("""
+from hypothesis import settings
+settings.register_profile("mine", derandomize=True, max_examples=5, deadline=None,
+                          print_blob=True)
+""")
+    pytester.makepyfile(test_inner=REPRODUCE_INNER_TEST)
+    result = pytester.runpytest_subprocess("--gradcheck-report", "out", "-p", "no:cacheprovider",
+                                           "--hypothesis-profile=mine")
+    result.assert_outcomes(passed=1, failed=2)
+    plain = "python -m pytest 'test_inner.py::test_plain[Doubled]' --hypothesis-profile=mine " \
+            "-p no:cacheprovider"
+    drawn = "python -m pytest 'test_inner.py::test_drawn' --hypothesis-profile=mine " \
+            "-p no:cacheprovider"
+    output = result.stdout.str()
+    lines = output.splitlines()
+    # Each failure message ends with the command, on the line after this one.
+    commands = [lines[i + 1].removeprefix("E").strip() for i, line in enumerate(lines)
+                if line.removeprefix("E").strip() == f"rerun this test (from {pytester.path}):"]
+    assert commands == [plain, drawn]
+    assert output.count("a hypothesis test: hypothesis reports the falsifying example") >= 1
+    assert "@reproduce_failure" in output
+    detailed = pd.read_csv(pytester.path / "out" / DETAILED_CSV, keep_default_na=False)
+    assert list(detailed.columns) == DETAILED_COLUMNS
+    failed, passed = detailed[~detailed["passed"]], detailed[detailed["passed"]]
+    assert set(failed.loc[failed["test"].str.contains("plain"), "reproduce"]) == {plain}
+    assert set(failed.loc[failed["test"].str.contains("drawn"), "reproduce"]) == {drawn}
+    assert (passed["reproduce"] == "").all()
+    # Rerunning the command reproduces the failure.
+    rerun = pytester.run(sys.executable, *plain.split()[1:3], "test_inner.py::test_plain[Doubled]",
+                         "--hypothesis-profile=mine", "-p", "no:cacheprovider")
+    assert rerun.ret == 1 and "1 failed" in rerun.stdout.str()
