@@ -329,10 +329,14 @@ def grouped_difference(evaluate, array, dout, colors, *, step=STEP, complex_=Fal
             if complex_:
                 target[where] = base + 1j * COMPLEX_STEP * scale
                 calls += 1
-                d = evaluate().imag
-                # Cancellation inside the forward leaves ~eps of its largest terms.
-                noise = 4 * np.finfo(np.float64).eps * np.max(np.abs(d), initial=0.0)
-                return d, COMPLEX_STEP * scale * np.ones(len(members)), noise
+                y = evaluate()
+                t = COMPLEX_STEP * scale * np.ones(len(members))
+                # Cancellation inside the forward leaves ~eps of its largest terms:
+                # the imaginary parts, and the output itself times the step (a
+                # saturated softmax computes s(1 - s) from s ≈ 1).
+                noise = 4 * np.finfo(np.float64).eps * (
+                    np.abs(y.real) * np.max(t) + np.max(np.abs(y.imag), initial=0.0))
+                return y.imag, t, noise
             h = step * np.maximum(1.0, np.abs(base.real)) * scale
             target[where] = base + h
             plus = target[where].copy()
@@ -348,9 +352,12 @@ def grouped_difference(evaluate, array, dout, colors, *, step=STEP, complex_=Fal
 
     while stack:
         members, halved = stack.pop()
+        # Both probes move the entries by distinct multiples of their steps (the
+        # second in reverse order): a probe moving all of them alike could be a
+        # direction the layer ignores (a softmax shifted by a constant).
         r = _owner_steps(len(members))
-        d1, t1, noise = probe(members, 1.0)
-        d2, t2, _ = probe(members, r)
+        d1, t1, noise = probe(members, r)
+        d2, t2, _ = probe(members, r[::-1])
         moved = d1 != 0
         ratios = t2 / t1
         if len(members) == 1:      # one entry: its change is its own, however it bends
@@ -370,9 +377,19 @@ def grouped_difference(evaluate, array, dout, colors, *, step=STEP, complex_=Fal
         pos = np.clip(np.searchsorted(ratios[sort], ratio), 1, len(r) - 1)
         left, right = ratios[sort][pos - 1], ratios[sort][pos]
         owner = sort[np.where(np.abs(ratio - left) <= np.abs(ratio - right), pos - 1, pos)]
-        clear = np.abs(d1[moved]) >= 1e7 * np.broadcast_to(noise, d1.shape)[moved]
+        # Rounding noise, and never below the normal range (subnormal changes
+        # carry few digits).
+        noise = np.maximum(np.broadcast_to(noise, d1.shape), np.finfo(np.float64).tiny)
+        # Central differences get a wider margin: the rounding they subtract is
+        # estimated from the outputs, and a forward that cancels larger terms
+        # (batch norm's mean of shifted inputs) rounds a few times more.
+        margin = 1e7 if complex_ else 1e8
+        clear = np.abs(d1[moved]) >= margin * noise[moved]
         wrong = clear & (np.abs(ratio - ratios[owner]) > 1e-6 * ratios[owner])
-        wrong_count = int(wrong.sum()) + int(np.count_nonzero((d1 == 0) & (d2 != 0)))
+        # An output still in one probe but clearly moved in the other: two entries
+        # cancelled (a saturated output that rounds to no change at all is not that).
+        cancelled = (d1 == 0) & (np.abs(d2) >= margin * noise)
+        wrong_count = int(wrong.sum()) + int(np.count_nonzero(cancelled))
         if wrong_count:
             # A few unmatched outputs among many (at most 1 %, and 64) may be
             # kinks within a step of some entries (their change bends with the
