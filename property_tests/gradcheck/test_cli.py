@@ -121,7 +121,8 @@ def test_check_bad_torch_fn_exits_2_naming_the_option(layers, capsys):
     assert "--torch" in capsys.readouterr().err
 
 
-def test_usage_errors_exit_2(capsys):
+def test_usage_errors_exit_2(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)     # `report` reads ./reports: make sure it has no CSV
     assert cli.main([]) == 2
     assert cli.main(["check"]) == 2
     assert cli.main(["check", "m:f", "--mode", "slow"]) == 2
