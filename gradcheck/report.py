@@ -12,11 +12,13 @@ writes what a person reads: ``summary.md`` and the plots ``errors.png`` and
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 __all__ = ["DETAILED_CSV", "SUMMARY_CSV", "DETECTION_CSV", "SUMMARY_MD", "ERRORS_PNG",
            "BENCH_PNG", "detailed_table", "summary_table", "write_reports", "format_summary",
-           "detection_rates", "write_detection", "write_readable_report", "NoReportError"]
+           "detection_rates", "write_detection", "config_columns", "CONFIG_PREFIX",
+           "write_readable_report", "NoReportError"]
 
 DETAILED_CSV = "gradcheck_detailed.csv"
 SUMMARY_CSV = "gradcheck_summary.csv"
@@ -34,7 +36,8 @@ GOAL_SPEEDUP, GOAL_FAST_SECONDS = 100.0, 1.0
 #: Columns of the detection table, in order.
 DETECTION_COLUMNS = ["case", "family", "kind", "oracle", "passed_check", "expected", "diagnosis"]
 
-#: Columns of the detailed table, in order.
+#: The fixed columns of the detailed table, in order; the ``config.<key>`` columns of the
+#: cases' configuration keys come right after ``config`` (see :func:`detailed_table`).
 DETAILED_COLUMNS = [
     "test", "layer", "config", "seed", "tensor", "gradient", "oracle", "shape", "size",
     "max_rel_error", "max_abs_error", "tolerance", "mismatched", "excluded", "nondifferentiable",
@@ -48,17 +51,64 @@ SUMMARY_COLUMNS = [
 ]
 
 
+#: Prefix of the columns that spread the ``config`` JSON out, one per configuration key.
+CONFIG_PREFIX = "config."
+
+
+def _config_dict(text):
+    """The ``config`` JSON of a row as a dict; {} when empty, not JSON or not an object."""
+    if not isinstance(text, str) or not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _config_cell(value):
+    """A configuration value as a cell: int/float/bool/str as they are, anything else as JSON."""
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def config_columns(configs):
+    """The ``config.<key>`` columns of the ``config`` JSON texts ``configs``, as a dict.
+
+    One column per key of the union over the rows, in sorted key order; a cell
+    is None where its row lacks the key (an empty cell in the CSV).
+    """
+    dicts = [_config_dict(text) for text in configs]
+    keys = sorted({key for d in dicts for key in d})
+    return {CONFIG_PREFIX + key: [_config_cell(d[key]) if key in d else None for d in dicts]
+            for key in keys}
+
+
 def detailed_table(rows):
     """Return the detailed table of ``rows`` (dicts from ``CheckResult.to_rows()`` plus
-    ``test`` and ``config``) as a DataFrame with :data:`DETAILED_COLUMNS`."""
+    ``test`` and ``config``) as a DataFrame.
+
+    Its columns are :data:`DETAILED_COLUMNS` with, right after ``config``, one
+    ``config.<key>`` column per key of the rows' configurations (see
+    :func:`config_columns`): these vary with the cases.
+    """
     import pandas as pd
 
     frame = pd.DataFrame(list(rows), columns=DETAILED_COLUMNS)
     frame["reproduce"] = frame["reproduce"].astype(object).fillna("")
-    return frame.astype({"size": "int64", "mismatched": "int64", "excluded": "int64",
-                         "nondifferentiable": "int64", "forward_calls": "int64",
-                         "seed": "int64", "passed": "bool", "max_rel_error": "float64",
-                         "max_abs_error": "float64", "tolerance": "float64"})
+    frame = frame.astype({"size": "int64", "mismatched": "int64", "excluded": "int64",
+                          "nondifferentiable": "int64", "forward_calls": "int64",
+                          "seed": "int64", "passed": "bool", "max_rel_error": "float64",
+                          "max_abs_error": "float64", "tolerance": "float64"})
+    spread = config_columns(frame["config"])
+    if not spread:
+        return frame
+    # object dtype: each cell is written as it is (no float format, no 1 -> 1.0 on a gap).
+    extra = pd.DataFrame({name: pd.Series(cells, index=frame.index, dtype=object)
+                          for name, cells in spread.items()})
+    at = DETAILED_COLUMNS.index("config") + 1
+    return pd.concat([frame.iloc[:, :at], extra, frame.iloc[:, at:]], axis=1)
 
 
 def summary_table(detailed):

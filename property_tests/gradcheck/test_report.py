@@ -25,7 +25,10 @@ def _rows():
         for row in result.to_rows():
             if row["gradient"] == "dW" and factor != 1.0:
                 row.update(max_rel_error=0.5, passed=False, mismatched=6)
-            rows.append({"test": "t", "config": f'{{"case": {seed}}}', **row})
+            config = {"case": seed, "sizes": [3, 2]}
+            if factor != 1.0:
+                config.update(note="doubled", scale=factor, extra=None)
+            rows.append({"test": "t", "config": json.dumps(config, sort_keys=True), **row})
     return rows
 
 
@@ -48,12 +51,33 @@ def test_csvs_read_back_with_their_columns_and_dtypes(tmp_path):
     write_reports(_rows(), tmp_path)
     detailed = pd.read_csv(tmp_path / DETAILED_CSV)
     summary = pd.read_csv(tmp_path / SUMMARY_CSV)
-    assert list(detailed.columns) == DETAILED_COLUMNS
+    # The fixed columns, with one config.<key> column per key (the union, sorted) after config.
+    spread = ["config.case", "config.extra", "config.note", "config.scale", "config.sizes"]
+    at = DETAILED_COLUMNS.index("config") + 1
+    assert list(detailed.columns) == DETAILED_COLUMNS[:at] + spread + DETAILED_COLUMNS[at:]
     assert list(summary.columns) == SUMMARY_COLUMNS
     assert len(detailed) == 9 and len(summary) == 3
     assert detailed["max_rel_error"].dtype == np.float64
     assert detailed["passed"].dtype == bool and summary["passed"].dtype == bool
     assert detailed["size"].dtype == np.int64 and summary["cases"].dtype == np.int64
+    for column in ("seed", "mismatched", "excluded", "nondifferentiable", "forward_calls"):
+        assert detailed[column].dtype == np.int64, column
+    for column in ("max_abs_error", "tolerance"):
+        assert detailed[column].dtype == np.float64, column
+    # Scalars as they are (an int stays an int), non-scalars and None as JSON, gaps empty.
+    assert detailed["config.case"].dtype == np.int64
+    assert list(detailed["config.case"]) == [0] * 3 + [1] * 3 + [2] * 3
+    assert set(detailed["config.sizes"]) == {"[3, 2]"}
+    last = detailed["config.case"] == 2
+    assert set(detailed.loc[last, "config.note"]) == {"doubled"}
+    assert set(detailed.loc[last, "config.scale"]) == {2.0}
+    assert detailed.loc[~last, ["config.note", "config.scale", "config.extra"]].isna().all().all()
+    # None is written as JSON null (which pandas reads as NaN unless told otherwise).
+    raw = pd.read_csv(tmp_path / DETAILED_CSV, keep_default_na=False)
+    assert list(raw.loc[raw["config.case"] == 2, "config.extra"]) == ["null"] * 3
+    assert set(raw.loc[raw["config.case"] != 2, "config.extra"]) == {""}
+    # The JSON column is still there, whole.
+    assert json.loads(detailed.loc[0, "config"]) == {"case": 0, "sizes": [3, 2]}
 
 
 INNER_TEST = """
@@ -258,7 +282,8 @@ settings.register_profile("mine", derandomize=True, max_examples=5, deadline=Non
     assert output.count("a hypothesis test: hypothesis reports the falsifying example") >= 1
     assert "@reproduce_failure" in output
     detailed = pd.read_csv(pytester.path / "out" / DETAILED_CSV, keep_default_na=False)
-    assert list(detailed.columns) == DETAILED_COLUMNS
+    at = DETAILED_COLUMNS.index("config") + 1
+    assert list(detailed.columns) == DETAILED_COLUMNS[:at] + ["config.m"] + DETAILED_COLUMNS[at:]
     failed, passed = detailed[~detailed["passed"]], detailed[detailed["passed"]]
     assert set(failed.loc[failed["test"].str.contains("plain"), "reproduce"]) == {plain}
     assert set(failed.loc[failed["test"].str.contains("drawn"), "reproduce"]) == {drawn}
