@@ -19,7 +19,8 @@ import sys
 import traceback
 from pathlib import Path
 
-__all__ = ["main", "build_parser", "repository_root", "verify_command", "bench_commands",
+__all__ = ["main", "build_parser", "repository_root", "verify_command", "verify_env",
+           "bench_commands",
            "load_factory", "format_table", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -80,13 +81,37 @@ def verify_command(*, profile="ci", seed=None, out="reports", jobs=None, python=
     return command
 
 
+#: The environment variable property_tests/conftest.py reads for the profiles' max_examples.
+MAX_EXAMPLES_ENV = "GRADCHECK_MAX_EXAMPLES"
+
+
+def verify_env(environ=None, *, jobs=None, examples=None):
+    """Return the environment ``gradcheck verify`` runs pytest in: ``environ`` (default
+    ``os.environ``) with ``OMP_NUM_THREADS=1`` unless set when ``jobs`` is given, and
+    ``GRADCHECK_MAX_EXAMPLES=examples`` when ``examples`` is given."""
+    env = dict(os.environ if environ is None else environ)
+    if jobs is not None:
+        # As `make verify JOBS=N`: one torch thread per worker unless set.
+        env.setdefault("OMP_NUM_THREADS", "1")
+    if examples is not None:
+        env[MAX_EXAMPLES_ENV] = str(examples)
+    return env
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
 def _verify(args):
     root = repository_root()
     _require_dir(root, "property_tests", "verify")
-    env = dict(os.environ)
-    if args.jobs is not None:
-        # As `make verify JOBS=N`: one torch thread per worker unless set.
-        env.setdefault("OMP_NUM_THREADS", "1")
+    env = verify_env(jobs=args.jobs, examples=args.examples)
     # --out is relative to where the user is, not to the repository root pytest runs in.
     out = Path(args.out).resolve()
     command = verify_command(profile=args.profile, seed=args.seed, out=out, jobs=args.jobs)
@@ -241,6 +266,10 @@ def build_parser():
     verify.add_argument("--seed", type=int, default=None,
                         help="hypothesis seed (--hypothesis-seed); it changes the examples of the "
                              "randomized profile (thorough) only, ci is derandomized")
+    verify.add_argument("--examples", type=_positive_int, default=None, metavar="N",
+                        help="hypothesis examples per test (max_examples of the profile, "
+                             "through GRADCHECK_MAX_EXAMPLES); tests with their own "
+                             "@settings(max_examples=...) keep theirs; none: the profile's")
     verify.add_argument("--out", default="reports", metavar="DIR",
                         help="directory of the CSV reports (relative to the current directory)")
     verify.add_argument("--jobs", type=int, default=None, metavar="N",

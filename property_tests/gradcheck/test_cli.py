@@ -134,7 +134,7 @@ def test_usage_errors_exit_2(capsys, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("command, options", [
     ([], ["verify", "check", "bench", "exit codes"]),
-    (["verify"], ["--profile", "--seed", "--out", "--jobs", "(default: ci)",
+    (["verify"], ["--profile", "--seed", "--examples", "--out", "--jobs", "(default: ci)",
                   "(default: reports)", "exit codes"]),
     (["check"], ["MODULE:FACTORY", "--mode", "--seed", "--complex-step", "--no-complex-step",
                  "--torch", "(default: auto)", "(default: 0)", "exit codes"]),
@@ -185,6 +185,77 @@ def test_verify_runs_pytest_from_the_root_and_maps_its_exit_code(
     assert cwd == Path(gradcheck.__file__).resolve().parent.parent
     assert command == cli.verify_command(out=tmp_path.resolve() / "out", jobs=2)
     assert env["OMP_NUM_THREADS"] == "1"
+
+
+def test_verify_examples_sets_the_environment_of_the_pytest_run(monkeypatch, tmp_path):
+    calls = []
+
+    def fake_run(command, cwd, env):
+        calls.append((command, env))
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(cli.subprocess, "run", fake_run)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GRADCHECK_MAX_EXAMPLES", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert cli.main(["verify", "--examples", "7", "--profile", "thorough"]) == 0
+    assert cli.main(["verify"]) == 0
+    (command, env), (plain_command, plain_env) = calls
+    # The command line is unchanged: hypothesis has no option for max_examples.
+    assert command == cli.verify_command(profile="thorough", out=tmp_path.resolve() / "reports")
+    assert env["GRADCHECK_MAX_EXAMPLES"] == "7" and "OMP_NUM_THREADS" not in env
+    assert "GRADCHECK_MAX_EXAMPLES" not in plain_env
+    assert plain_command == cli.verify_command(out=tmp_path.resolve() / "reports")
+
+
+def test_verify_env():
+    assert cli.verify_env({"A": "1"}) == {"A": "1"}
+    assert cli.verify_env({"A": "1"}, jobs=2, examples=5) == {
+        "A": "1", "OMP_NUM_THREADS": "1", "GRADCHECK_MAX_EXAMPLES": "5"}
+    assert cli.verify_env({"OMP_NUM_THREADS": "3"}, jobs=2) == {"OMP_NUM_THREADS": "3"}
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "many"])
+def test_verify_examples_must_be_a_positive_integer(capsys, value):
+    assert cli.main(["verify", "--examples", value]) == 2
+    assert "--examples: must be a positive integer" in capsys.readouterr().err
+
+
+COUNTING_TEST = """
+import os
+from hypothesis import given, settings, strategies as st
+
+
+def _count(name):
+    with open(os.path.join(os.environ["COUNT_DIR"], name), "a") as f:
+        f.write("x")
+
+
+@given(st.integers())
+def test_profile(n):
+    _count("profile")
+
+
+@settings(max_examples=3)
+@given(st.integers())
+def test_own(n):
+    _count("own")
+"""
+
+
+@pytest.mark.parametrize("profile", ["ci", "thorough"])
+def test_the_suites_conftest_takes_max_examples_from_the_environment(
+        pytester, monkeypatch, profile):
+    conftest = Path(__file__).resolve().parents[1] / "conftest.py"
+    pytester.makeconftest(conftest.read_text())
+    pytester.makepyfile(test_counting=COUNTING_TEST)
+    monkeypatch.setenv("COUNT_DIR", str(pytester.path))
+    monkeypatch.setenv("GRADCHECK_MAX_EXAMPLES", "7")
+    result = pytester.runpytest_subprocess(f"--hypothesis-profile={profile}",
+                                           "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    assert len((pytester.path / "profile").read_text()) == 7
+    assert len((pytester.path / "own").read_text()) == 3   # its own @settings is kept
 
 
 def test_bench_commands(tmp_path):
