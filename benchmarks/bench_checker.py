@@ -78,6 +78,7 @@ from pathlib import Path
 import numpy as np
 
 import gradcheck
+from benchmarks.progress import echo, progress
 from reference_impls import AvgPool2D, Conv2D, Dense, MaxPool2D, ReLU, cnn
 
 COLUMNS = ["case", "shape", "entries", "method", "seconds", "runs", "threads",
@@ -553,7 +554,7 @@ def summarize(rows):
     return lines
 
 
-def run(cases, out_path, skip=None, threads=1, log=print):
+def run(cases, out_path, skip=None, threads=1, log=echo):
     """Set the threads, warm up, measure every case, write the CSV; return the rows."""
     skip = skip or {}
     set_threads(threads)
@@ -562,7 +563,7 @@ def run(cases, out_path, skip=None, threads=1, log=print):
         for method in METHODS:
             RUNNERS[method](setup)
     rows = []
-    for case in cases:
+    for case in progress(cases, desc="bench_checker"):
         rows += [{**row, "threads": threads}
                  for row in measure_case(case, skip=skip.get(case.name, ()), log=log)]
     write_csv(rows, out_path)

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.progress import echo, progress
 from reference_impls.conv import conv2d_backward, conv2d_forward
 from reference_impls.pooling import (
     avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward,
@@ -201,7 +202,7 @@ def _measure_memory(case_index, impl):
 def run(grid, out_path, memory=True):
     """Measure every case of ``grid``; write the CSV; return the rows."""
     rows = []
-    for case in grid:
+    for case in progress(grid, desc="bench_layers"):
         index = GRID.index(case)
         ours_run, torch_runs = _ours(case), _torch_runs(case)
         ours_s, torch_s, threads = float("inf"), float("inf"), None
@@ -218,10 +219,10 @@ def run(grid, out_path, memory=True):
             row.update(ours_peak_mb=ours_b / 2**20, torch_peak_mb=torch_b / 2**20,
                        memory_ratio=(ours_b / torch_b) if torch_b else float("nan"))
         rows.append(row)
-        print(f"{row['layer']:<11} {row['shape']:<46} ours {row['ours_ms']:9.3f} ms  "
-              f"torch {row['torch_ms']:9.3f} ms  ratio {row['time_ratio']:5.2f}"
-              + (f"  peak MB ours {row['ours_peak_mb']:7.1f} torch {row['torch_peak_mb']:7.1f}"
-                 if memory else ""), flush=True)
+        echo(f"{row['layer']:<11} {row['shape']:<46} ours {row['ours_ms']:9.3f} ms  "
+             f"torch {row['torch_ms']:9.3f} ms  ratio {row['time_ratio']:5.2f}"
+             + (f"  peak MB ours {row['ours_peak_mb']:7.1f} torch {row['torch_peak_mb']:7.1f}"
+                if memory else ""))
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with open(out_path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
