@@ -80,7 +80,7 @@ def test_csvs_read_back_with_their_columns_and_dtypes(tmp_path):
     assert json.loads(detailed.loc[0, "config"]) == {"case": 0, "sizes": [3, 2]}
 
 
-INNER_TEST = """
+DOUBLED_LAYER = """
 import numpy as np
 import pytest
 from reference_impls import Dense
@@ -91,7 +91,9 @@ class Doubled(Dense):
         dx = super().backward(dout)
         self.grads["W"] = 2 * self.grads["W"]
         return dx
+"""
 
+INNER_TEST = DOUBLED_LAYER + """
 
 @pytest.mark.parametrize("cls", [Dense, Doubled])
 def test_layer(check_gradients, cls):
@@ -229,18 +231,8 @@ def test_the_controller_merges_each_worker_in_test_order_and_names_lost_workers(
     assert recorder.lost_workers == ["gw0"]
 
 
-REPRODUCE_INNER_TEST = """
-import numpy as np
-import pytest
+REPRODUCE_INNER_TEST = DOUBLED_LAYER + """
 from hypothesis import given, strategies as st
-from reference_impls import Dense
-
-
-class Doubled(Dense):
-    def backward(self, dout):
-        dx = super().backward(dout)
-        self.grads["W"] = 2 * self.grads["W"]
-        return dx
 
 
 @pytest.mark.parametrize("cls", [Dense, Doubled])

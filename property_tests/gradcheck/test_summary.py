@@ -8,6 +8,7 @@ from gradcheck.report import (
     BENCH_PNG, ERRORS_PNG, SUMMARY_MD, NoReportError, write_detection, write_readable_report,
     write_reports,
 )
+from property_tests.gradcheck.test_report import INNER_TEST
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -103,25 +104,6 @@ def test_an_empty_folder_is_refused(tmp_path, capsys):
     assert not (tmp_path / SUMMARY_MD).exists()
 
 
-INNER_TEST = """
-import numpy as np
-import pytest
-from reference_impls import Dense
-
-
-class Doubled(Dense):
-    def backward(self, dout):
-        dx = super().backward(dout)
-        self.grads["W"] = 2 * self.grads["W"]
-        return dx
-
-
-@pytest.mark.parametrize("cls", [Dense, Doubled])
-def test_layer(check_gradients, cls):
-    rng = np.random.default_rng(0)
-    layer = cls(rng.normal(size=(3, 2)), rng.normal(size=(3, 1)))
-    check_gradients(layer, rng.normal(size=(2, 4)), config={"cls": cls.__name__})
-"""
 
 
 def test_the_plugin_writes_summary_md_and_the_cli_rebuilds_it_the_same(pytester, capsys):
