@@ -23,10 +23,12 @@ class TensorCheck:
     Attributes
     ----------
     tensor : str
-        ``"x"`` for the input, else the parameter's name.
+        The tensor's name: ``"x"`` or a parameter's name for a layer; for a
+        function, the forward's own parameter name (``prev_h``), or the key of
+        a dict of arrays (``W1``).
     gradient : str
         Its label in reports: ``"d" + name``, with the layer's ``input_name``
-        for ``x`` (``dA_prev``, ``dW``, ``db``).
+        for a layer's ``x`` (``dA_prev``, ``dW``, ``dprev_h``).
     oracle : str
         ``"finite_differences"`` or ``"torch"``.
     shape : tuple of int
@@ -53,6 +55,10 @@ class TensorCheck:
         value lies between the one-sided derivatives: left out of the error.
     diagnosis : tuple of str
         For a failure, what the error looks like (see :mod:`gradcheck.diagnosis`).
+    shape_error : str
+        Empty, or why the user's gradient does not have its tensor's shape: a
+        gradient of the wrong shape fails whatever its values (compared after a
+        reshape when the number of entries agrees).
     """
 
     tensor: str
@@ -71,6 +77,7 @@ class TensorCheck:
     method: str = "full"
     nondifferentiable: int = 0
     diagnosis: tuple = ()
+    shape_error: str = ""
 
     @property
     def size(self):
@@ -79,8 +86,8 @@ class TensorCheck:
 
     @property
     def passed(self):
-        """Whether every entry is within the tolerance."""
-        return bool(self.max_rel_error <= self.tolerance)
+        """Whether the gradient has the tensor's shape and every entry is within the tolerance."""
+        return not self.shape_error and bool(self.max_rel_error <= self.tolerance)
 
     def describe(self):
         """Return a few lines on this comparison, in the manner of assert_close."""
@@ -89,6 +96,10 @@ class TensorCheck:
             head = (f"{self.gradient} (tensor {self.tensor!r}, shape {self.shape}) vs "
                     f"{self.oracle} along a random direction (mode 'fast')")
             where = "  along the direction"
+        elif self.shape_error:
+            head = (f"{self.gradient} (tensor {self.tensor!r}, shape {self.shape}) vs "
+                    f"{self.oracle}: a gradient of the wrong shape")
+            where = f"  worst at index {self.worst_index}"
         else:
             size = max(self.size, 1)
             left_out = [f"{n} {what}" for n, what in ((self.excluded, "excluded"),
@@ -98,6 +109,8 @@ class TensorCheck:
                     f"({100.0 * self.mismatched / size:.1f}%) over tolerance {self.tolerance:.0e}"
                     + (f" ({', '.join(left_out)} left out)" if left_out else ""))
             where = f"  worst at index {self.worst_index}"
+        if self.shape_error and not np.isfinite(self.max_rel_error):
+            return "\n".join([head] + [f"  diagnosis: {d}" for d in self.diagnosis])
         lines = [
             head,
             f"{where}: analytic = {self.analytic:.10g}, {label} = {self.reference:.10g}, "
@@ -128,16 +141,20 @@ class TensorCheck:
 
 @dataclass(frozen=True)
 class CheckResult:
-    """Everything :func:`gradcheck.check_layer` found.
+    """Everything a check found (:func:`gradcheck.check_layer`, :func:`gradcheck.check_function`,
+    :func:`gradcheck.check_value_and_grad`).
 
     Attributes
     ----------
     layer : str
-        The layer's name (its ``name`` attribute, else its class name).
+        The name of what was checked: a layer's ``name`` attribute or class
+        name, a function's qualified name (``affine_forward``,
+        ``TwoLayerNet.loss``), or the ``name`` option.
     checks : tuple of TensorCheck
-        One per tensor (``x`` and each parameter) and oracle.
+        One per tensor (a layer's ``x`` and each parameter; each
+        differentiable argument of a function) and oracle.
     forward_calls : int
-        Calls to ``layer.forward`` the check made.
+        Calls to the forward (``layer.forward``, ``forward`` or ``fn``) the check made.
     seed : int
         Seed of the upstream gradient; the same seed reproduces the check.
     problems : tuple of str

@@ -30,7 +30,7 @@ def changed(what, before, after):
             f"({before[index]!r} -> {after[index]!r})")
 
 
-def nondeterminism(y1, y2):
+def nondeterminism(y1, y2, what="layer.forward"):
     """Return a message if two forward calls on the same input disagree beyond rounding."""
     if np.array_equal(y1, y2, equal_nan=True):
         return None
@@ -41,7 +41,7 @@ def nondeterminism(y1, y2):
     if worst <= 64 * np.finfo(np.float64).eps * scale:
         return None
     count, index = _first_difference(y1, y2)
-    return (f"layer.forward is nondeterministic: two calls on the same input differ in {count} "
+    return (f"{what} is nondeterministic: two calls on the same input differ in {count} "
             f"of {y1.size} entries (at {index}: {y1[index]:.6g} vs {y2[index]:.6g}). Finite "
             "differences cannot judge it; fix its randomness (e.g. a dropout mask drawn once "
             "and kept, or a seeded generator) for the check")

@@ -5,53 +5,69 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["torch_gradients"]
+__all__ = ["torch_vjp", "torch_gradients"]
 
 
-def torch_gradients(torch_fn, x, params, dout):
-    """Return the vector-Jacobian products of ``torch_fn`` by torch autograd.
+def torch_vjp(call, values, douts, what="the function"):
+    """Return the vector-Jacobian products of a torch computation by autograd.
 
     Parameters
     ----------
-    torch_fn : callable
-        ``torch_fn(x, params) -> Tensor``: the layer's forward written in torch,
-        taking a float64 tensor ``x`` and a dict of float64 tensors ``params``
-        (the same keys as the layer's), in the layer's own layout.
-    x : ndarray
-        The input, shape as the layer takes it. Not modified.
-    params : dict of str to ndarray
-        The layer's parameters. Not modified.
-    dout : ndarray, the shape of ``torch_fn``'s output
-        The upstream gradient ``G``.
+    call : callable
+        ``call(leaves) -> Tensor or tuple of Tensors``: the forward written in
+        torch, given a dict of float64 leaf tensors by name.
+    values : dict of str to ndarray
+        The differentiable tensors by name. Not modified.
+    douts : list of ndarray
+        The upstream gradient of each output, in order.
+    what : str
+        The user's forward, named in messages about mismatched outputs.
 
     Returns
     -------
     dict of str to ndarray
-        ``{"x": dJ/dx, name: dJ/dparam, ...}`` for ``J = <G, torch_fn(x, params)>``,
-        float64, with the shapes of the inputs; zeros where ``J`` does not
-        depend on a tensor.
+        ``dJ/d value`` for ``J = Σ_k <douts[k], outputs[k]>``, float64, with
+        the shapes of ``values``; zeros where ``J`` does not depend on a tensor.
     """
     import torch  # lazily: gradcheck works without torch unless this oracle is used
 
-    leaves = {"x": torch.tensor(x, dtype=torch.float64, requires_grad=True)}
-    params_t = {}
-    for name, value in params.items():
-        params_t[name] = leaves[name] = torch.tensor(value, dtype=torch.float64, requires_grad=True)
-    out = torch_fn(leaves["x"], params_t)
-    if not isinstance(out, torch.Tensor):
-        raise TypeError(f"`torch_fn` must return a torch.Tensor, got {type(out).__name__}")
-    if out.dtype != torch.float64:
-        raise TypeError(f"`torch_fn` must compute in float64, it returned {out.dtype}")
-    if tuple(out.shape) != tuple(np.shape(dout)):
-        raise ValueError(
-            f"`torch_fn` returned shape {tuple(out.shape)}, but the layer's forward returned "
-            f"{tuple(np.shape(dout))}"
-        )
+    leaves = {name: torch.tensor(value, dtype=torch.float64, requires_grad=True)
+              for name, value in values.items()}
+    out = call(leaves)
+    outs = list(out) if isinstance(out, (tuple, list)) else [out]
+    if len(outs) != len(douts):
+        raise ValueError(f"`torch_fn` returned {len(outs)} output(s), but {what} returned "
+                         f"{len(douts)}")
+    for k, (o, d) in enumerate(zip(outs, douts)):
+        if not isinstance(o, torch.Tensor):
+            raise TypeError(f"`torch_fn` must return a torch.Tensor, got {type(o).__name__}")
+        if o.dtype != torch.float64:
+            raise TypeError(f"`torch_fn` must compute in float64, it returned {o.dtype}")
+        if tuple(o.shape) != tuple(np.shape(d)):
+            which = "" if len(outs) == 1 else f" (output {k})"
+            raise ValueError(f"`torch_fn` returned shape {tuple(o.shape)}{which}, but {what} "
+                             f"returned {tuple(np.shape(d))}")
     grads = torch.autograd.grad(
-        out, list(leaves.values()), grad_outputs=torch.tensor(dout, dtype=torch.float64),
-        allow_unused=True,
-    )
+        outs, list(leaves.values()),
+        grad_outputs=[torch.tensor(np.asarray(d), dtype=torch.float64) for d in douts],
+        allow_unused=True)
     return {
-        name: (np.zeros(np.shape(leaf.detach().numpy())) if g is None else g.detach().numpy().copy())
-        for (name, leaf), g in zip(leaves.items(), grads)
+        name: (np.zeros(np.shape(values[name])) if g is None else g.detach().numpy().copy())
+        for name, g in zip(leaves, grads)
     }
+
+
+def torch_gradients(torch_fn, x, params, dout):
+    """Return ``{"x": dJ/dx, name: dJ/dparam}`` of a layer's torch twin, ``J = <dout, torch_fn(x, params)>``.
+
+    Parameters
+    ----------
+    torch_fn : callable
+        ``torch_fn(x, params) -> Tensor``, float64, in the layer's own layout.
+    x : ndarray
+    params : dict of str to ndarray
+    dout : ndarray, the shape of ``torch_fn``'s output
+    """
+    names = list(params)
+    return torch_vjp(lambda t: torch_fn(t["x"], {k: t[k] for k in names}),
+                     {"x": x, **params}, [dout], "the layer's forward")

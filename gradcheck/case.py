@@ -1,0 +1,590 @@
+"""Cases: the one thing the core checks, and the adapters that build one.
+
+A :class:`Case` is a function of named float tensors with one or more
+outputs and a hand-written vector-Jacobian product. The core perturbs the
+working arrays in ``case.tensors`` in place (and restores them), calls
+:meth:`Case.evaluate` for the outputs and :meth:`Case.vjp` for the user's
+gradients; it never knows whether a layer, a function pair or a
+value-and-gradient function is behind them. Only an adapter knows what is
+copied and what is perturbed in place:
+
+- :class:`LayerCase`: ``layer.forward(x)``, ``layer.backward(dout)`` and
+  ``layer.grads``; ``x`` is copied, ``layer.params`` perturbed in place.
+- :class:`FunctionCase`: ``forward(*args) -> (*outputs, cache)`` and
+  ``backward(*douts, cache)``; every argument is copied for every call.
+- :class:`ValueAndGradCase`: ``fn(*args) -> (value, gradients)``; the
+  params of a bound method's object (``model.loss``) are perturbed in place.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from contextlib import contextmanager
+
+import numpy as np
+
+from gradcheck.options import PRECISIONS, require_finite, validate_float
+from gradcheck.selfcheck import changed
+
+__all__ = ["Case", "LayerCase", "FunctionCase", "ValueAndGradCase"]
+
+
+def _call(what, caller, fn, *args):
+    """Call the user's ``fn``; an exception gets a note saying where it was raised."""
+    try:
+        return fn(*args)
+    except Exception as error:
+        shapes = ", ".join(str(np.shape(a)) for a in args if isinstance(a, np.ndarray))
+        error.add_note(f"(raised inside {what}, called by gradcheck.{caller}"
+                       + (f" with arrays of shapes {shapes})" if shapes else ")"))
+        raise
+
+
+def as_float(value, what, complex_=False):
+    """``value`` as a float64 (or complex128) array: refuse other dtypes and NaN/inf."""
+    out = np.asarray(value)
+    kinds = ("complex128",) if complex_ else tuple(PRECISIONS)
+    if out.dtype.name not in kinds:
+        raise TypeError(
+            f"`{what}` gave dtype {out.dtype}; expected {' or '.join(kinds)}"
+            + ("" if complex_ else ": gradients are checked in floating point"))
+    require_finite(what, out)
+    return np.array(out, dtype=np.complex128 if complex_ else np.float64, copy=True)
+
+
+class _InPlace:
+    """A dict of arrays the user's code reads at call time (``layer.params``), perturbed in place.
+
+    ``swap`` puts another array object in a key for a while (the complex
+    step); ``intact`` finds and undoes writes by the user's code.
+    """
+
+    def __init__(self, owner, where):
+        self.owner, self.where = owner, where
+        self.snapshot = {k: v.copy() for k, v in owner.items()}
+        self.originals = dict(owner)
+
+    def intact(self, when):
+        problems = []
+        for key, before in self.snapshot.items():
+            found = changed(f"{when} modified {self.where}[{key!r}]", before, self.owner[key])
+            if found:
+                problems.append(found + "; gradcheck restored it")
+                np.copyto(self.owner[key], before)
+        return problems
+
+    def restore(self):
+        for key, value in self.originals.items():
+            self.owner[key] = value
+            np.copyto(value, self.snapshot[key])
+
+
+class Case:
+    """A function of named float tensors: outputs, a hand-written VJP, and what to call them.
+
+    Attributes
+    ----------
+    name : str
+        The user's function or layer, as results name it.
+    tensors : dict of str to ndarray
+        The working arrays of the differentiable tensors, in order; the core
+        perturbs them in place and :meth:`evaluate` reads them.
+    labels : dict of str to str
+        Each tensor's gradient label (``dx``, ``dprev_h``, ``dW``).
+    forward_what, backward_what : str
+        How the user's two calls are named in messages.
+    complex_safe : bool
+        The user declared that the forward computes the holomorphic extension.
+    calls : int
+        Forward calls made so far.
+    out_dtype : str or None
+        The dtype of the first output the forward returned.
+    """
+
+    caller = "check"
+    complex_safe = False
+    #: What the user's code is called in messages ("layer", "function").
+    noun = "function"
+
+    def __init__(self, name, tensors, labels, forward_what, backward_what):
+        self.name, self.tensors, self.labels = name, tensors, labels
+        self.forward_what, self.backward_what = forward_what, backward_what
+        self.calls = 0
+        self.out_dtype = None
+        self.output_shapes = None
+
+    # -- what adapters provide
+    def _outputs(self, watch):
+        """Call the forward at ``self.tensors``; return (list of raw outputs, problems found)."""
+        raise NotImplementedError
+
+    def _gradients(self, douts):
+        """Fresh forward, then the user's backward given ``douts``: (dict of raw grads, douts as passed)."""
+        raise NotImplementedError
+
+    def _bind(self, name, array):
+        """Make the forward read ``array`` for tensor ``name`` (an adapter writing into a dict)."""
+
+    def torch_call(self, torch_fn):
+        """Return ``call(leaves) -> output(s)``: ``torch_fn`` applied to torch leaves by name."""
+        raise NotImplementedError
+
+    def declared_coloring(self, name, shape):
+        """A grouping of the entries of ``name`` declared by the user's code, or None."""
+        return None
+
+    def intact(self, when):
+        """Problems from writes into data the user's code must only read (restored)."""
+        return []
+
+    def restore(self):
+        """Put back everything the check moved in the caller's objects."""
+
+    # -- used by the core
+    def evaluate(self, complex_=False, watch=False):
+        """Return the outputs, raveled and concatenated (float64, or complex128 with ``complex_``).
+
+        With ``watch``, return ``(outputs, problems)``: the problems say which
+        argument the forward wrote into.
+        """
+        self.calls += 1
+        raw, problems = self._outputs(watch)
+        if self.out_dtype is None and raw:
+            self.out_dtype = np.asarray(raw[0]).dtype.name
+        what = self.forward_what
+        outs = [as_float(r, what if len(raw) == 1 else f"{what}[{k}]", complex_)
+                for k, r in enumerate(raw)]
+        if self.output_shapes is None:
+            self.output_shapes = tuple(o.shape for o in outs)
+        flat = np.concatenate([o.reshape(-1) for o in outs]) if outs else np.zeros(0)
+        return (flat, problems) if watch else flat
+
+    def split(self, flat):
+        """Cut a concatenated vector back into one array per output."""
+        sizes = [int(np.prod(s, dtype=np.int64)) for s in self.output_shapes]
+        parts = np.split(flat, np.cumsum(sizes)[:-1]) if sizes else []
+        return [p.reshape(s) for p, s in zip(parts, self.output_shapes)]
+
+    def vjp(self, G):
+        """Return the user's gradients for the concatenated upstream gradient ``G``.
+
+        Returns
+        -------
+        grads : dict of str to ndarray
+            float64, as the user's code shaped them (the core compares shapes).
+        passed : ndarray
+            ``G`` as the user's backward left it (concatenated).
+        """
+        douts = [d.copy() for d in self.split(G)]
+        raw, passed = self._gradients(douts)
+        grads = {name: as_float(raw[name], self._grad_what(name)) for name in self.tensors}
+        return grads, np.concatenate([np.asarray(p, dtype=np.float64).reshape(-1)
+                                      for p in passed]) if passed else np.zeros(0)
+
+    def _grad_what(self, name):
+        return f"{self.backward_what} for {name!r}"
+
+    @contextmanager
+    def swapped(self, name, array):
+        """Let the forward read ``array`` for tensor ``name`` for a while (complex step, transforms)."""
+        original = self.tensors[name]
+        self.tensors[name] = array
+        self._bind(name, array)
+        try:
+            yield array
+        finally:
+            self.tensors[name] = original
+            self._bind(name, original)
+
+
+# ----------------------------------------------------------------------------- layers
+
+class LayerCase(Case):
+    """A layer (``forward(x)``, ``backward(dout)``, ``params``, ``grads``) at input ``x``."""
+
+    caller = "check_layer"
+    noun = "layer"
+
+    def __init__(self, layer, x, name=None):
+        _validate_layer(layer)
+        validate_float("x", x)
+        self.layer = layer
+        self.complex_safe = bool(getattr(layer, "complex_safe", False))
+        self.x = x
+        self.params = _InPlace(layer.params, "layer.params")
+        input_name = str(getattr(layer, "input_name", "x"))
+        tensors = {"x": x.copy(), **layer.params}
+        labels = {k: "d" + (input_name if k == "x" else k) for k in tensors}
+        label = str(name) if name is not None else str(getattr(layer, "name", None)
+                                                       or type(layer).__name__)
+        super().__init__(label, tensors, labels, "layer.forward(x)", "layer.backward(dout)")
+
+    def _bind(self, name, array):
+        if name != "x":
+            self.layer.params[name] = array
+
+    def _outputs(self, watch):
+        x_in = self.tensors["x"].copy()
+        out = _call(self.forward_what, self.caller, self.layer.forward, x_in)
+        problems = []
+        if watch:
+            found = changed("layer.forward modified its input x", self.tensors["x"], x_in)
+            if found:
+                problems.append(found + " (an in-place operation on x? the caller's array would "
+                                        "be corrupted; gradcheck passes copies)")
+        return [out], problems
+
+    def _gradients(self, douts):
+        self.evaluate()
+        (passed,) = douts
+        dx = _call(self.backward_what, self.caller, self.layer.backward, passed)
+        grads = {"x": dx}
+        for key in self.layer.params:
+            if key not in self.layer.grads:
+                raise ValueError(
+                    f"`layer.grads` is missing {key!r} after backward: it has "
+                    f"{sorted(self.layer.grads)}, `layer.params` has {sorted(self.layer.params)}")
+            grads[key] = self.layer.grads[key]
+        return grads, [passed]
+
+    def _grad_what(self, name):
+        return self.backward_what if name == "x" else f"layer.grads[{name!r}]"
+
+    def declared_coloring(self, name, shape):
+        declared = getattr(self.layer, "jacobian_coloring", None)
+        if callable(declared):
+            colors = declared(name, shape)
+            if colors is not None:
+                return f"layer.jacobian_coloring({name!r})", np.asarray(colors).reshape(shape)
+        return None
+
+    def intact(self, when):
+        return self.params.intact(when)
+
+    def restore(self):
+        self.params.restore()
+
+    def torch_call(self, torch_fn):
+        params = list(self.layer.params)
+        return lambda leaves: torch_fn(leaves["x"], {k: leaves[k] for k in params})
+
+
+def _validate_layer(layer):
+    for attr in ("forward", "backward"):
+        if not callable(getattr(layer, attr, None)):
+            raise TypeError(
+                f"`layer` must have a callable `{attr}` method (the Layer protocol), "
+                f"got {type(layer).__name__} without one")
+    for attr in ("params", "grads"):
+        if not isinstance(getattr(layer, attr, None), dict):
+            raise TypeError(
+                f"`layer.{attr}` must be a dict of str to numpy.ndarray, "
+                f"got {type(getattr(layer, attr, None)).__name__}")
+    for key, value in layer.params.items():
+        if key == "x":
+            raise ValueError("`layer.params` may not have a key 'x': it names the input in results")
+        validate_float(f"layer.params[{key!r}]", value)
+
+
+# -------------------------------------------------------------------------- functions
+
+def _is_float_array(value):
+    return isinstance(value, np.ndarray) and value.dtype.name in PRECISIONS
+
+
+def _is_float_dict(value):
+    return isinstance(value, dict) and bool(value) and all(_is_float_array(v)
+                                                           for v in value.values())
+
+
+def _parameter_names(fn, count):
+    """The names of ``fn``'s first ``count`` positional parameters (``arg3`` where unknown)."""
+    names = []
+    try:
+        for p in inspect.signature(fn).parameters.values():
+            if p.kind == p.VAR_POSITIONAL:
+                break
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+                names.append(p.name)
+    except (TypeError, ValueError):
+        pass
+    return [names[k] if k < len(names) else f"arg{k}" for k in range(count)]
+
+
+def _function_name(fn):
+    return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
+               or type(fn).__name__)
+
+
+class _Slot:
+    """One differentiable argument: an array, or a dict of arrays (one tensor per key)."""
+
+    def __init__(self, position, name, value):
+        self.position, self.name = position, name
+        self.keys = list(value) if isinstance(value, dict) else None
+
+    def tensor_names(self, taken):
+        if self.keys is None:
+            return {None: self.name}
+        return {k: (str(k) if str(k) not in taken else f"{self.name}[{k!r}]") for k in self.keys}
+
+
+class FunctionCase(Case):
+    """``forward(*args) -> (*outputs, cache)`` with ``backward(*douts, cache)``.
+
+    A forward that returns a bare array (no tuple) has one output and no
+    cache; its backward is then called as ``backward(dout, *args)``.
+    """
+
+    caller = "check_function"
+
+    def __init__(self, forward, backward, args, wrt=None, name=None, owner=None):
+        self.forward, self.backward = forward, backward
+        self.args = list(args)
+        self.arg_names = _parameter_names(forward, len(self.args))
+        self.fn_name = _function_name(forward)
+        self.candidates = [k for k, a in enumerate(self.args)
+                           if _is_float_array(a) or _is_float_dict(a)]
+        self.wrt_given = wrt is not None
+        positions = self._positions(wrt) if wrt is not None else list(self.candidates)
+        for k in positions:
+            self._validate_arg(k)
+        self.slots = [_Slot(k, self.arg_names[k], self.args[k]) for k in positions]
+        self.owner = None
+        tensors, self.tensor_of = {}, {}
+        for slot in self.slots:
+            for key, tname in slot.tensor_names(set(tensors) | set(self.arg_names)).items():
+                value = self.args[slot.position] if key is None else self.args[slot.position][key]
+                tensors[tname] = value.copy()
+                self.tensor_of[(slot.position, key)] = tname
+        if owner is not None:
+            self.owner = _InPlace(owner, "params")
+            for key, value in owner.items():
+                tname = str(key) if str(key) not in tensors else f"params[{key!r}]"
+                tensors[tname] = value
+                self.tensor_of[("params", key)] = tname
+        if not tensors:
+            raise ValueError(
+                f"`args` of {self.fn_name} hold no floating-point array to differentiate "
+                f"(got {', '.join(type(a).__name__ for a in self.args) or 'none'}): pass the "
+                "float64 inputs, or name them with `wrt`")
+        labels = {t: "d" + t for t in tensors}
+        signature = ", ".join(self.arg_names)
+        super().__init__(str(name) if name is not None else self.fn_name, tensors, labels,
+                         f"{self.fn_name}({signature})", self._backward_what())
+        self.has_cache = None
+
+    def _backward_what(self):
+        return f"{_function_name(self.backward)}(dout, cache)"
+
+    def _positions(self, wrt):
+        items = [wrt] if isinstance(wrt, (int, str)) else list(wrt)
+        if not items:
+            return []
+        positions = []
+        for item in items:
+            if isinstance(item, (int, np.integer)) and not isinstance(item, bool) \
+                    and -len(self.args) <= item < len(self.args):
+                positions.append(int(item) % len(self.args))
+            elif isinstance(item, str) and item in self.arg_names:
+                positions.append(self.arg_names.index(item))
+            else:
+                raise ValueError(
+                    f"`wrt` has {item!r}; it takes positions 0..{len(self.args) - 1} or the "
+                    f"parameter names of {self.fn_name}: {self.arg_names}")
+        return positions
+
+    def _validate_arg(self, k):
+        value, name = self.args[k], self.arg_names[k]
+        if isinstance(value, dict):
+            if not value:
+                raise ValueError(f"`{name}` (argument {k}) is an empty dict: nothing to differentiate")
+            for key, v in value.items():
+                validate_float(f"{name}[{key!r}]", v)
+        else:
+            validate_float(name, value)
+
+    def _call_args(self):
+        """Fresh copies of every argument, the differentiable ones from the working arrays."""
+        call = []
+        for k, value in enumerate(self.args):
+            if (k, None) in self.tensor_of:
+                call.append(self.tensors[self.tensor_of[(k, None)]].copy())
+            elif isinstance(value, dict) and any((k, key) in self.tensor_of for key in value):
+                call.append({key: self.tensors[self.tensor_of[(k, key)]].copy()
+                             if (k, key) in self.tensor_of else copy.deepcopy(v)
+                             for key, v in value.items()})
+            else:
+                call.append(copy.deepcopy(value))
+        return call
+
+    def _bind(self, name, array):
+        if self.owner is not None:
+            for (where, key), tname in self.tensor_of.items():
+                if where == "params" and tname == name:
+                    self.owner.owner[key] = array
+
+    def _watch(self, call):
+        problems = []
+        for (k, key), tname in self.tensor_of.items():
+            if k == "params":
+                continue
+            passed = call[k] if key is None else call[k][key]
+            found = changed(f"{self.fn_name} modified its argument {tname}", self.tensors[tname],
+                            np.asarray(passed))
+            if found:
+                problems.append(found + " (an in-place operation? the caller's array would be "
+                                        "corrupted; gradcheck passes copies)")
+        return problems
+
+    def _run_forward(self):
+        call = self._call_args()
+        result = _call(self.forward_what, self.caller, self.forward, *call)
+        return call, result
+
+    def _outputs(self, watch):
+        call, result = self._run_forward()
+        if isinstance(result, tuple):
+            if len(result) < 2:
+                raise TypeError(
+                    f"`{self.forward_what}` returned a tuple of {len(result)}; a forward returns "
+                    "(*outputs, cache), or one array when it keeps no cache")
+            outputs, self._cache = list(result[:-1]), result[-1]
+            self.has_cache = True
+        else:
+            outputs, self._cache = [result], call
+            self.has_cache = False
+        return outputs, (self._watch(call) if watch else [])
+
+    def _gradients(self, douts):
+        self.evaluate()
+        cache = self._cache
+        passed = [d for d in douts]
+        if self.has_cache:
+            returned = _call(self.backward_what, self.caller, self.backward, *passed, cache)
+        else:
+            returned = _call(self.backward_what, self.caller, self.backward, *passed, *cache)
+        return self._match(returned), passed
+
+    def _match(self, returned):
+        """Name the gradients the backward returned: one per differentiable argument, in order."""
+        items = list(returned) if isinstance(returned, (tuple, list)) else [returned]
+        if len(self.slots) == 1 and not (isinstance(returned, (tuple, list)) and len(items) == 1):
+            items = [returned]
+        slots = self.slots
+        if len(items) != len(slots) and len(items) == len(self.candidates):
+            # every floating argument's gradient returned; `wrt` picks some of them
+            chosen = {s.position for s in slots}
+            items = [g for k, g in zip(self.candidates, items) if k in chosen]
+        if len(items) != len(slots) and not self.wrt_given and len(items) == 1 \
+                and isinstance(items[0], dict) and sum(s.keys is not None for s in slots) == 1:
+            slots = [s for s in slots if s.keys is not None]   # the one dict argument
+            self._drop_others(slots)
+        if len(items) != len(slots):
+            names = [s.name for s in self.slots]
+            raise ValueError(
+                f"`{self.backward_what}` returned {len(items)} gradient(s), expected "
+                f"{len(slots)}: one per differentiable argument of {self.fn_name}, in order "
+                f"({', '.join(names)}); pass `wrt` (positions or names) when only some "
+                "arguments are differentiated")
+        grads = {}
+        for slot, item in zip(slots, items):
+            if slot.keys is None:
+                grads[self.tensor_of[(slot.position, None)]] = item
+                continue
+            if not isinstance(item, dict) or set(item) != set(slot.keys):
+                got = sorted(item) if isinstance(item, dict) else type(item).__name__
+                raise ValueError(f"`{self.backward_what}` must give a dict with the keys of "
+                                 f"`{slot.name}` {sorted(slot.keys)} as its gradient, got {got}")
+            for key in slot.keys:
+                grads[self.tensor_of[(slot.position, key)]] = item[key]
+        return grads
+
+    def _drop_others(self, keep):
+        kept = {s.position for s in keep}
+        for (k, key), tname in list(self.tensor_of.items()):
+            if k != "params" and k not in kept:
+                del self.tensor_of[(k, key)]
+                del self.tensors[tname]
+                del self.labels[tname]
+        self.slots = list(keep)
+
+    def intact(self, when):
+        return self.owner.intact(when) if self.owner is not None else []
+
+    def restore(self):
+        if self.owner is not None:
+            self.owner.restore()
+
+    def torch_call(self, torch_fn):
+        def call(leaves):
+            args = []
+            for k, value in enumerate(self.args):
+                if (k, None) in self.tensor_of:
+                    args.append(leaves[self.tensor_of[(k, None)]])
+                elif isinstance(value, dict) and any((k, key) in self.tensor_of for key in value):
+                    args.append({key: leaves[self.tensor_of[(k, key)]]
+                                 if (k, key) in self.tensor_of else value[key] for key in value})
+                else:
+                    args.append(copy.deepcopy(value))
+            if self.owner is not None:
+                args.append({key: leaves[self.tensor_of[("params", key)]]
+                             for key in self.owner.owner})
+            return torch_fn(*args)
+        return call
+
+
+class ValueAndGradCase(FunctionCase):
+    """``fn(*args) -> (value, gradients)``: a scalar and the gradient(s) of the differentiable args.
+
+    When ``fn`` is a bound method of an object with a ``params`` dict of float
+    arrays (``model.loss``), those params are the differentiable tensors
+    (perturbed in place, restored bit for bit) unless ``wrt`` names arguments
+    too, and ``fn`` returns their gradients as a dict keyed like ``params``.
+    """
+
+    caller = "check_value_and_grad"
+
+    def __init__(self, fn, args, wrt=None, name=None):
+        owner = getattr(getattr(fn, "__self__", None), "params", None)
+        owner = owner if _is_float_dict(owner) else None
+        if owner is not None:
+            for key, value in owner.items():
+                validate_float(f"params[{key!r}]", value)
+        if owner is not None and wrt is None:
+            wrt = ()
+        super().__init__(fn, None, args, wrt=wrt, name=name, owner=owner)
+        self.forward_what = f"{self.fn_name}({', '.join(self.arg_names)})"
+
+    def _backward_what(self):
+        return f"the gradient returned by {self.fn_name}"
+
+    def _outputs(self, watch):
+        call, result = self._run_forward()
+        if not (isinstance(result, (tuple, list)) and len(result) == 2):
+            raise TypeError(f"`{self.forward_what}` must return (value, gradients), got "
+                            f"{type(result).__name__}"
+                            + (f" of length {len(result)}" if isinstance(result, (tuple, list))
+                               else ""))
+        value, self._returned = result
+        if np.ndim(value) != 0:
+            raise ValueError(f"`{self.forward_what}` returned a value of shape {np.shape(value)}; "
+                             "the value must be a scalar (a float or a 0-d array)")
+        return [value], (self._watch(call) if watch else [])
+
+    def _gradients(self, douts):
+        self.evaluate()
+        (dout,) = douts
+        grads = self._match_value_and_grad(self._returned)
+        return {k: as_float(g, self._grad_what(k)) * dout for k, g in grads.items()}, [dout]
+
+    def _match_value_and_grad(self, returned):
+        if self.owner is not None and not self.slots:
+            keys = list(self.owner.owner)
+            if not isinstance(returned, dict) or set(returned) != set(keys):
+                got = sorted(returned) if isinstance(returned, dict) else type(returned).__name__
+                raise ValueError(f"`{self.backward_what}` must be a dict with the keys of "
+                                 f"params {sorted(keys)}, got {got}")
+            return {self.tensor_of[("params", k)]: returned[k] for k in keys}
+        return self._match(returned)

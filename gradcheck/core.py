@@ -1,0 +1,555 @@
+"""The core of every check: a :class:`~gradcheck.case.Case` and options in, a CheckResult out.
+
+The data flow is the project's::
+
+    case → self-checks (outputs, G, the user's gradients)
+         → plan (per tensor: every entry by groups or one by one, or one direction)
+         → probes (central differences or complex step, kinks refined)
+         → comparisons (per tensor and oracle: errors, kinks, shape, diagnosis)
+         → verdict (CheckResult)
+
+Nothing here knows whether a layer, a function pair or a value-and-gradient
+function is behind the case: tensors are names, outputs one concatenated vector
+``y`` with upstream gradient ``G``, and the checked scalar is ``J = <G, y>``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from gradcheck import numerical as num
+from gradcheck.diagnosis import diagnose
+from gradcheck.metrics import error_floor, relative_errors
+from gradcheck.options import (
+    AUTO_FULL_LIMIT, COMPLEX_STEP_TOLERANCE, FAST_FALLBACK_LIMIT, PRECISIONS,
+)
+from gradcheck.result import CheckResult, TensorCheck
+from gradcheck.selfcheck import changed, nondeterminism, nonlinearity
+
+__all__ = ["check", "PrecisionWarning", "GroupingWarning"]
+
+#: Suspect entries refined before giving up on a tensor that shows no kink:
+#: a real bug makes every entry a suspect, and refining all would triple the cost.
+_REFINE_PROBE = 32
+
+
+class PrecisionWarning(UserWarning):
+    """The layer computes in less than float64: checked with looser tolerances."""
+
+
+class GroupingWarning(UserWarning):
+    """A declared grouping of entries was wrong: those entries were checked one by one."""
+
+
+@dataclass(frozen=True)
+class _Probing:
+    """What every probe of one check shares: the case, ``G``, ``y``, precision, oracle."""
+
+    case: object
+    G: np.ndarray
+    y0: np.ndarray
+    precision: object
+    use_complex: bool
+    step: float
+    tol: float
+    noise: float          # absolute resolution of the numerical oracle's derivative
+    noise_delta: float    # absolute rounding of a change of J
+    rng: np.random.Generator
+
+    @property
+    def oracle(self):
+        return "complex_step" if self.use_complex else "finite_differences"
+
+
+class _Tensor:
+    """One tensor to differentiate: its name and the working array perturbed in place."""
+
+    def __init__(self, case, name):
+        self.case, self.name = case, name
+        self.array = case.tensors[name]
+
+    def evaluate(self):
+        return self.case.evaluate()
+
+    def complex_numeric(self, fn, *args):
+        """Call ``fn(evaluate_complex, complex_array, *args)`` with this tensor made complex."""
+        carray = self.array.astype(np.complex128)
+        with self.case.swapped(self.name, carray):
+            return fn(lambda: self.case.evaluate(complex_=True), carray, *args)
+
+
+# ------------------------------------------------------------------------ the check
+
+def check(case, options):
+    """Check ``case`` with ``options``; return a :class:`CheckResult`."""
+    exclude = _validate_exclude(options.fd_exclude, {k: v.shape for k, v in case.tensors.items()})
+    precision_name = np.result_type(*case.tensors.values()).name
+    precision = PRECISIONS[precision_name]
+    problems, checks = [], []
+    try:
+        y, G, problems, analytic = _self_checks(case, options.dout, options.seed)
+        if np.finfo(case.out_dtype).eps > np.finfo(precision_name).eps:
+            precision_name = case.out_dtype   # the user's code rounds its output to less
+        precision = PRECISIONS[precision_name]
+        if precision_name != "float64":
+            warnings.warn(PrecisionWarning(
+                f"{case.name} computes in {precision_name}: checked with step "
+                f"{precision.step:.2g} and tolerance {precision.fd_tolerance:g}; errors smaller "
+                "than that cannot be seen. Check a float64 copy of it for a tight verdict."),
+                stacklevel=4)
+        use_complex = _use_complex_step(case, options.complex_step, precision_name)
+        analytic, shape_notes = _conform(analytic, case.tensors)
+        probing = _probing(case, G, y, precision, use_complex, options)
+        checks = _numerical_checks(probing, analytic, exclude, options, problems)
+        if options.torch_fn is not None:
+            checks += _torch_checks(probing, analytic, options)
+        checks = [_with_shape_note(c, shape_notes.get(c.tensor)) for c in checks]
+    finally:
+        case.restore()
+    return CheckResult(layer=case.name, checks=tuple(checks), forward_calls=case.calls,
+                       seed=options.seed, problems=tuple(problems), dtype=precision_name)
+
+
+def _validate_exclude(fd_exclude, shapes):
+    if fd_exclude is None:
+        return {}
+    for key, mask in fd_exclude.items():
+        if key not in shapes:
+            raise ValueError(f"`fd_exclude` has key {key!r}; the tensors are {sorted(shapes)}")
+        if not isinstance(mask, np.ndarray) or mask.dtype != bool or mask.shape != shapes[key]:
+            got = getattr(mask, "shape", type(mask).__name__), getattr(mask, "dtype", None)
+            raise ValueError(f"`fd_exclude[{key!r}]` must be a boolean array of shape "
+                             f"{shapes[key]}, got shape/dtype {got}")
+    return dict(fd_exclude)
+
+
+def _upstream(case, y, dout, seed):
+    """``G``, concatenated: ``dout`` (one array per output) or standard normal from ``seed``."""
+    if dout is None:
+        return np.random.default_rng(seed).standard_normal(y.shape)
+    if len(dout) != len(case.output_shapes):
+        raise ValueError(f"`dout` has {len(dout)} array(s); {case.forward_what} has "
+                         f"{len(case.output_shapes)} output(s)")
+    for k, (d, shape) in enumerate(zip(dout, case.output_shapes)):
+        if d.shape != shape:
+            which = "dout" if len(dout) == 1 else f"dout[{k}]"
+            output = case.forward_what if len(dout) == 1 else f"output {k} of {case.forward_what}"
+            raise ValueError(f"`{which}.shape` {d.shape} must equal the shape of {output}, "
+                             f"{shape}")
+    return np.concatenate([d.reshape(-1) for d in dout]) if dout else np.zeros(0)
+
+
+def _self_checks(case, dout, seed):
+    """What every correct function does, checked first (6 forward calls, 3 backward).
+
+    Returns (y, G, problems, the user's gradients for G).
+    """
+    y = case.evaluate()
+    G = _upstream(case, y, dout, seed)
+    problems = []
+    y, found = case.evaluate(watch=True)
+    problems += found
+    problems += case.intact(case.forward_what.split("(")[0])
+    found = nondeterminism(y, case.evaluate(), case.forward_what.split("(")[0])
+    if found:
+        problems.append(found)
+    grads_zero, _ = case.vjp(np.zeros_like(G))
+    grads_two, _ = case.vjp(2 * G)
+    analytic, passed = case.vjp(G)
+    found = changed(f"{case.backward_what.split('(')[0]} modified its argument dout", G, passed)
+    if found:
+        problems.append(found + " (an in-place update of dout?)")
+    problems += case.intact(case.backward_what.split("(")[0])
+    found = nonlinearity(grads_zero, analytic, grads_two)
+    if found:
+        problems.append(found)
+    return y, G, problems, analytic
+
+
+def _use_complex_step(case, complex_step, precision_name):
+    if complex_step is None:
+        return case.complex_safe and precision_name == "float64"
+    if complex_step and precision_name != "float64":
+        raise ValueError(f"`complex_step`=True needs a float64 layer, this one computes in "
+                         f"{precision_name}")
+    return bool(complex_step)
+
+
+def _conform(analytic, tensors):
+    """Gradients of a tensor's shape, and a note for each that came in another shape.
+
+    A gradient of the wrong shape fails its check. With the right number of
+    entries it is still compared after a reshape, so the message can say
+    whether the values would match; with another number it is compared as
+    zeros (to keep the other tensors' comparisons whole) and reported as
+    wrong in every entry.
+    """
+    conformed, notes = {}, {}
+    for name, grad in analytic.items():
+        shape = tensors[name].shape
+        if grad.shape == shape:
+            conformed[name] = grad
+        elif grad.size == tensors[name].size:
+            conformed[name] = grad.reshape(shape)
+            notes[name] = (f"the gradient has shape {grad.shape}, the tensor {shape}: a "
+                           "gradient must have its tensor's shape", True)
+        else:
+            conformed[name] = np.zeros(shape)
+            notes[name] = (f"the gradient has shape {grad.shape} ({grad.size} entries), the "
+                           f"tensor {shape} ({tensors[name].size}): no reshape can match them "
+                           "(a sum over the wrong axis, or keepdims?)", False)
+    return conformed, notes
+
+
+def _with_shape_note(check, found):
+    if found is None:
+        return check
+    note, comparable = found
+    if not comparable:
+        return replace(check, shape_error=note, diagnosis=(note,), max_rel_error=float("inf"),
+                       mismatched=check.size, analytic=float("nan"))
+    verdict = ("after a reshape the values match" if check.max_rel_error <= check.tolerance
+               else "the values differ even after a reshape")
+    note = f"{note}; {verdict} (relative error {check.max_rel_error:.2g})"
+    return replace(check, shape_error=note, diagnosis=(note,) + check.diagnosis)
+
+
+def _rounding_scale(G, y):
+    """``Σ|G ⊙ y| + Σ|G|``: the size of what rounding acts on, in units of u.
+
+    The first term is the projected output; the second stands for terms of
+    unit size inside the function that cancel (``σ(Z) - Y`` of a saturated
+    loss: its gradient is tiny, but computed from numbers near 1).
+    """
+    return float(np.sum(np.abs(G * y)) + np.sum(np.abs(G)))
+
+
+def _probing(case, G, y, precision, use_complex, options):
+    step = options.step or precision.step
+    noise_delta = precision.noise_factor * precision.unit_roundoff * _rounding_scale(G, y)
+    tol = options.fd_tolerance or (COMPLEX_STEP_TOLERANCE if use_complex
+                                   else precision.fd_tolerance)
+    return _Probing(case=case, G=G, y0=y, precision=precision, use_complex=use_complex,
+                    step=step, tol=tol,
+                    noise=noise_delta if use_complex else noise_delta / step,
+                    noise_delta=noise_delta, rng=np.random.default_rng([options.seed, 1]))
+
+
+# -------------------------------------------------------------------------- the plan
+
+def _colorings(case, name, shape, given):
+    """The groupings to try for one tensor, best first: given, declared by the code, guessed."""
+    found = []
+    if given is not None and name in given:
+        colors = given[name]
+        if not (isinstance(colors, np.ndarray) and colors.shape == shape
+                and np.issubdtype(colors.dtype, np.integer)):
+            raise ValueError(f"`coloring[{name!r}]` must be an integer array of shape {shape}, "
+                             f"got {getattr(colors, 'shape', type(colors).__name__)}")
+        found.append((f"coloring[{name!r}]", colors))
+    declared = case.declared_coloring(name, shape)
+    if declared is not None:
+        found.append(declared)
+    for axis in _batch_axes(shape, case.output_shapes):
+        # Guess that the slices along this axis are independent (examples of a
+        # batch, or a weight's columns feeding one output column each):
+        # verified by grouped_difference, so a wrong guess costs calls only.
+        others = np.arange(int(np.prod(shape)) // shape[axis])
+        rest = np.delete(shape, axis)
+        colors = np.moveaxis(np.broadcast_to(others.reshape(rest)[..., None],
+                                             (*rest, shape[axis])), -1, axis)
+        found.append(("guessed", colors))
+    return found
+
+
+def _batch_axes(shape, output_shapes):
+    """Axes (last, first) of a tensor of 2+ dims whose length equals that axis of every output."""
+    if len(shape) < 2 or not output_shapes or any(len(s) < 1 for s in output_shapes):
+        return []
+    return [axis % len(shape) for axis in (-1, 0)
+            if shape[axis] > 1 and all(s[axis] == shape[axis] for s in output_shapes)]
+
+
+def _plan(probing, tensors, options, problems):
+    """Per tensor: the groupings to try, and whether it goes along one direction (fast)."""
+    case = probing.case
+    # Grouping needs the probes' ratios to name an owner: float64 only, and a
+    # function that failed a self-check (nondeterministic) is not worth it.
+    grouping = (options.coloring is not False and probing.precision.unit_roundoff < 1e-15
+                and not problems)
+    given = options.coloring if grouping else None
+    colorings = {t.name: _colorings(case, t.name, t.array.shape, given) if grouping else []
+                 for t in tensors}
+
+    def cost(t):   # probes a full check of t needs at best: groups, else entries
+        return min([t.array.size] + [len(np.unique(c)) for _, c in colorings[t.name]])
+
+    fast = {t.name for t in tensors
+            if options.mode == "fast" or (options.mode == "auto" and cost(t) > AUTO_FULL_LIMIT)}
+    return colorings, fast
+
+
+# ------------------------------------------------------------------------- the probes
+
+def _grouped(probing, tensor, colors):
+    if probing.use_complex:
+        return tensor.complex_numeric(
+            lambda evaluate, array: num.grouped_difference(evaluate, array, probing.G, colors,
+                                                           complex_=True))
+    return num.grouped_difference(tensor.evaluate, tensor.array, probing.G, colors,
+                                  step=probing.step)
+
+
+def _full(probing, tensor, colorings, give_up=False):
+    """Every entry of one tensor: by groups where a grouping holds, else entry by entry
+    (or, with ``give_up``, None: the caller checks it along a direction instead)."""
+    method = "complex_step" if probing.use_complex else "full"
+    for source, colors in colorings:
+        if 2 * len(np.unique(colors)) >= colors.size:
+            continue        # two probes per group: no gain unless groups halve the entries
+        found = _grouped(probing, tensor, colors)
+        if found.grad is not None:
+            return found.grad, method
+        if source != "guessed":
+            warnings.warn(GroupingWarning(
+                f"{source} puts entries of {tensor.name!r} that move a common output in one "
+                "group; checked entry by entry instead"), stacklevel=5)
+    if give_up:
+        return None
+    if probing.use_complex:
+        grad, _ = tensor.complex_numeric(num.complex_step, probing.G)
+        return grad, method
+    grad, _ = num.central_difference(tensor.evaluate, tensor.array, probing.G, step=probing.step)
+    return grad, method
+
+
+def _refine_entries(probing, tensor, analytic, numeric, err, exclude):
+    """Look again at the entries over tolerance: kinks are left out, smooth ones re-estimated
+    (except after a complex step, whose value is already better than any difference)."""
+    nondiff = np.zeros(numeric.shape, dtype=bool)
+    outside = np.zeros(numeric.shape, dtype=bool)
+    tol = probing.tol
+    flat = np.flatnonzero((err > tol) & ~exclude)
+    flat = flat[np.argsort(-err.reshape(-1)[flat], kind="stable")]
+    numeric = numeric.copy()
+    informative = False
+    for k, position in enumerate(flat):
+        if k >= _REFINE_PROBE and not informative:
+            break
+        index = tuple(int(i) for i in np.unravel_index(position, err.shape))
+        probe, h = num.entry_probe(tensor.evaluate, tensor.array, index, probing.precision.step)
+        found = num.refine(probe, h, probing.G, probing.y0, noise=probing.noise_delta)
+        a = analytic[index]
+        slack = tol * max(abs(found.low), abs(found.high), abs(a))
+        if found.kink and found.low - slack <= a <= found.high + slack:
+            nondiff[index] = informative = True
+        elif found.kink:
+            numeric[index] = found.low if a < found.low else found.high
+            outside[index] = True
+        elif not probing.use_complex:
+            informative |= abs(a - found.estimate) <= tol * max(abs(a), abs(found.estimate))
+            numeric[index] = found.estimate
+    return numeric, nondiff, outside
+
+
+@dataclass(frozen=True)
+class _Fast:
+    """The outcome of a check along one random direction."""
+
+    projected: float
+    numeric: float
+    err: float
+    floor: float
+    kink: bool
+
+
+def _fast(probing, tensor, analytic):
+    """Check one tensor along a random direction."""
+    G, tol = probing.G, probing.tol
+    direction = probing.rng.standard_normal(tensor.array.shape)
+    direction /= max(float(np.max(np.abs(direction), initial=0.0)), 1e-300)
+    if probing.use_complex:
+        numeric, _ = tensor.complex_numeric(
+            lambda evaluate, array: num.directional_difference(evaluate, array, G, direction,
+                                                               complex_=True))
+    else:
+        numeric, _ = num.directional_difference(tensor.evaluate, tensor.array, G, direction,
+                                                step=probing.precision.step)
+    projected = float(np.sum(analytic * direction))
+    scale = float(np.sum(np.abs(analytic * direction)))
+    floor = max(error_floor([(np.array([scale]), np.array([numeric]))], probing.noise, tol),
+                np.finfo(np.float64).tiny)
+    kink = False
+    err = float(relative_errors(np.array([projected]), np.array([numeric]), floor)[0])
+    if err > tol:
+        # A kink along the direction (ReLU at 0, ties) makes the directional
+        # derivative one-sided; it cannot be judged there, but a smooth point
+        # can: the Richardson estimate decides.
+        probe, h = num.direction_probe(tensor.evaluate, tensor.array, direction,
+                                       probing.precision.step)
+        found = num.refine(probe, h, G, probing.y0, noise=probing.noise_delta)
+        kink = found.kink
+        numeric = found.estimate
+        err = float(relative_errors(np.array([projected]), np.array([numeric]), floor)[0])
+    return _Fast(projected=projected, numeric=numeric, err=err, floor=floor, kink=kink)
+
+
+# -------------------------------------------------------------------- the comparisons
+
+def _numerical_checks(probing, analytic, exclude, options, problems):
+    case = probing.case
+    tensors = [_Tensor(case, k) for k in analytic]
+    colorings, fast = _plan(probing, tensors, options, problems)
+    numeric, methods, fast_results = {}, {}, {}
+    for t in tensors:
+        if t.name not in fast:
+            # In auto mode a large tensor whose grouping fails goes to the fast check.
+            give_up = options.mode == "auto" and t.array.size > AUTO_FULL_LIMIT
+            found = _full(probing, t, colorings[t.name], give_up)
+            if found is not None:
+                numeric[t.name], methods[t.name] = found
+                continue
+        fast_results[t.name] = _fast(probing, t, analytic[t.name])
+        if fast_results[t.name].kink and t.array.size <= FAST_FALLBACK_LIMIT:
+            del fast_results[t.name]     # a kink along the direction: check every entry
+            numeric[t.name], methods[t.name] = _full(probing, t, [], False)
+    floor = error_floor([(analytic[k], numeric[k]) for k in numeric], probing.noise, probing.tol)
+    checks = []
+    for t in tensors:
+        if t.name in fast_results:
+            checks.append(_fast_check(probing, t.name, fast_results[t.name]))
+            continue
+        mask = exclude.get(t.name, np.zeros(analytic[t.name].shape, dtype=bool))
+        a, n = analytic[t.name], numeric[t.name]
+        err = relative_errors(a, np.where(mask, a, n), floor)
+        n, nondiff, outside = _refine_entries(probing, t, a, n, err, mask)
+        check = _tensor_check(case, t.name, probing.oracle, methods[t.name], a, n, floor,
+                              probing.tol, mask, nondiff, outside)
+        if not check.passed:
+            extra = _structural_diagnosis(probing, t, a)
+            if extra:
+                check = replace(check, diagnosis=extra + check.diagnosis)
+        checks.append(check)
+    return checks
+
+
+def _fast_check(probing, name, fast):
+    tol = probing.tol
+    note = ("the function has a kink along the random direction (ReLU at 0, ties?) and the "
+            f"tensor is too large to check entry by entry (> {FAST_FALLBACK_LIMIT}); "
+            "check a smaller input with mode='full', or make the function complex-safe",
+            ) if fast.kink and fast.err > tol else ()
+    return TensorCheck(
+        tensor=name, gradient=probing.case.labels[name], oracle=probing.oracle,
+        shape=tuple(probing.case.tensors[name].shape), max_rel_error=fast.err,
+        max_abs_error=abs(fast.projected - fast.numeric), tolerance=float(tol), floor=fast.floor,
+        mismatched=int(fast.err > tol), worst_index=(), analytic=fast.projected,
+        reference=fast.numeric, method="fast", diagnosis=note)
+
+
+def _torch_checks(probing, analytic, options):
+    from gradcheck.torch_oracle import torch_vjp
+
+    case, precision = probing.case, probing.precision
+    values = {k: case.tensors[k] for k in analytic}
+    reference = torch_vjp(case.torch_call(options.torch_fn), values, case.split(probing.G),
+                          case.forward_what)
+    noise = precision.noise_factor * precision.unit_roundoff * _rounding_scale(probing.G,
+                                                                               probing.y0)
+    tol = options.torch_tolerance or precision.torch_tolerance
+    floor = error_floor([(analytic[k], reference[k]) for k in analytic], noise, tol)
+    none = np.zeros((), dtype=bool)
+    return [_tensor_check(case, k, "torch", "torch", analytic[k], reference[k], floor, tol,
+                          np.broadcast_to(none, analytic[k].shape),
+                          np.broadcast_to(none, analytic[k].shape))
+            for k in analytic]
+
+
+def _sizes(case):
+    named = [(f"{name}.shape[{i}]", n) for name, t in case.tensors.items()
+             for i, n in enumerate(t.shape)]
+    outputs = case.output_shapes or ()
+    for k, shape in enumerate(outputs):
+        which = "output" if len(outputs) == 1 else f"output{k}"
+        named += [(f"{which}.shape[{i}]", n) for i, n in enumerate(shape)]
+    return named
+
+
+def _tensor_check(case, name, oracle, method, analytic, reference, floor, tol, exclude,
+                  nondiff, outside=None):
+    skip = exclude | nondiff
+    reference = np.where(skip, analytic, reference)
+    err = relative_errors(analytic, reference, floor)
+    worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(err)), err.shape)) \
+        if err.size else ()
+    mismatch = err > tol
+    finite = bool(np.all(np.isfinite(analytic)))
+    return TensorCheck(
+        tensor=name, gradient=case.labels[name], oracle=oracle, shape=tuple(analytic.shape),
+        max_rel_error=float(err.max(initial=0.0)),
+        max_abs_error=float(np.max(np.abs(analytic - reference), initial=0.0)),
+        tolerance=float(tol), floor=float(floor), mismatched=int(np.count_nonzero(mismatch)),
+        worst_index=worst,
+        analytic=float(analytic[worst]) if err.size else 0.0,
+        reference=float(reference[worst]) if err.size else 0.0,
+        excluded=int(np.count_nonzero(exclude)), method=method,
+        nondifferentiable=int(np.count_nonzero(nondiff & ~exclude)),
+        diagnosis=(tuple(diagnose(analytic, reference, mismatch, sizes=_sizes(case),
+                                  batch_axes=_batch_axes(analytic.shape, case.output_shapes)))
+                   if finite else ()) + _kink_note(outside, mismatch),
+    )
+
+
+def _kink_note(outside, mismatch):
+    count = 0 if outside is None else int(np.count_nonzero(outside & mismatch))
+    if not count:
+        return ()
+    return (f"{count} of the wrong entries sit at kinks (one-sided derivatives disagree) with "
+            "the analytic value outside them: wrong there, or a tie shared by overlapping "
+            "windows, which central differences cannot judge (leave such entries out with "
+            "fd_exclude and compare with torch, or make the layer complex-safe)",)
+
+
+# ------------------------------------------------------------------------- diagnosis
+
+def _transforms(array):
+    """Yield (description, transformed copy) of a tensor: ROT180 and transposes of axis pairs."""
+    pairs = [(0, 1)] + ([(array.ndim - 2, array.ndim - 1)] if array.ndim > 2 else [])
+    for i, j in pairs:
+        if array.shape[i] > 1 or array.shape[j] > 1:
+            yield f"rotated by 180° over axes ({i}, {j}) (a kernel not flipped by ROT180?)", \
+                np.flip(array, axis=(i, j)).copy()
+        if array.shape[i] == array.shape[j] > 1:
+            yield f"with axes {i} and {j} swapped (a missing or extra transpose?)", \
+                np.swapaxes(array, i, j).copy()
+
+
+def _structural_diagnosis(probing, tensor, analytic):
+    """Is the analytic gradient that of the same function with another tensor transformed?
+
+    For each other tensor of 2+ dims, and each of its transforms, compares
+    the derivative along one random direction (2 calls) with the analytic
+    gradient's projection.
+    """
+    case = probing.case
+    if not np.all(np.isfinite(analytic)):
+        return ()
+    direction = probing.rng.standard_normal(analytic.shape)
+    direction /= max(float(np.max(np.abs(direction), initial=0.0)), 1e-300)
+    projected = float(np.sum(analytic * direction))
+    scale = float(np.sum(np.abs(analytic * direction)))
+    for key, value in list(case.tensors.items()):
+        if key == tensor.name or value.ndim < 2:
+            continue
+        for description, transformed in _transforms(value):
+            with case.swapped(key, transformed):
+                numeric, _ = num.directional_difference(tensor.evaluate, tensor.array,
+                                                        probing.G, direction,
+                                                        step=probing.precision.step)
+            if abs(numeric - projected) <= 1e-6 * max(scale, abs(numeric)):
+                return (f"analytic ≈ the gradient of the same {case.noun} with {key!r} "
+                        f"{description}",)
+    return ()
