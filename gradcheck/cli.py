@@ -162,9 +162,35 @@ def format_table(result):
                      for row in rows)
 
 
-def _check(args):
+def _entry_point(made, factory):
+    """Which entry point a factory's result is for, and a call of it taking the options.
+
+    ``(layer, x)``: check_layer; ``(forward, backward, args)``: check_function;
+    ``(fn, args)``: check_value_and_grad (``args`` a tuple or list).
+    """
     import gradcheck
 
+    if isinstance(made, (tuple, list)) and len(made) == 3 and callable(made[0]) \
+            and callable(made[1]) and isinstance(made[2], (tuple, list)):
+        forward, backward, fn_args = made
+        return "check_function", lambda **o: gradcheck.check_function(forward, backward,
+                                                                      *fn_args, **o)
+    if isinstance(made, (tuple, list)) and len(made) == 2 and callable(made[0]) \
+            and isinstance(made[1], (tuple, list)):
+        fn, fn_args = made
+        return "check_value_and_grad", lambda **o: gradcheck.check_value_and_grad(fn, *fn_args,
+                                                                                 **o)
+    if isinstance(made, (tuple, list)) and len(made) == 2:
+        layer, x = made
+        return "check_layer", lambda **o: gradcheck.check_layer(layer, x, **o)
+    got = f"a {type(made).__name__}" + (f" of length {len(made)}"
+                                       if isinstance(made, (tuple, list)) else "")
+    raise UsageError(f"MODULE:FACTORY {factory!r}: the factory must return a pair "
+                     f"(layer, x), a triple (forward, backward, args) or a pair (fn, args) "
+                     f"with args a tuple, got {got}")
+
+
+def _check(args):
     factory = load_factory(args.factory, "MODULE:FACTORY")
     torch_fn = load_factory(args.torch, "--torch") if args.torch else None
     try:
@@ -172,17 +198,12 @@ def _check(args):
     except Exception as error:
         raise UsageError(f"MODULE:FACTORY {args.factory!r}: calling the factory raised "
                          f"{type(error).__name__}: {error}") from error
-    if not isinstance(made, (tuple, list)) or len(made) != 2:
-        got = f"a {type(made).__name__}" + (f" of length {len(made)}"
-                                           if isinstance(made, (tuple, list)) else "")
-        raise UsageError(f"MODULE:FACTORY {args.factory!r}: the factory must return a pair "
-                         f"(layer, x), got {got}")
-    layer, x = made
+    entry, call = _entry_point(made, args.factory)
     try:
-        result = gradcheck.check_layer(layer, x, mode=args.mode, seed=args.seed,
-                                       complex_step=args.complex_step, torch_fn=torch_fn)
+        result = call(mode=args.mode, seed=args.seed, complex_step=args.complex_step,
+                      torch_fn=torch_fn)
     except (TypeError, ValueError) as error:
-        raise UsageError(f"MODULE:FACTORY {args.factory!r}: check_layer refused the layer: "
+        raise UsageError(f"MODULE:FACTORY {args.factory!r}: {entry} refused it: "
                          f"{error}") from error
     print(format_table(result))
     print()
@@ -279,13 +300,15 @@ def build_parser():
 
     check = commands.add_parser(
         "check", formatter_class=formatter, epilog=_EPILOG,
-        help="check one layer: MODULE:FACTORY returns (layer, x)",
-        description="Import MODULE (the current directory is on the path), call FACTORY() for "
-                    "a pair (layer, x), run gradcheck.check_layer(layer, x) and print one row "
-                    "per tensor and oracle, then the diagnosis.")
+        help="check one layer or function: MODULE:FACTORY returns what to check",
+        description="Import MODULE (the current directory is on the path) and call FACTORY(). "
+                    "It returns (layer, x) for gradcheck.check_layer, (forward, backward, "
+                    "args) for gradcheck.check_function, or (fn, args) for "
+                    "gradcheck.check_value_and_grad, args being a tuple. Print one row per "
+                    "tensor and oracle, then the diagnosis.")
     check.add_argument("factory", metavar="MODULE:FACTORY",
-                       help="a function of no arguments returning (layer, x), e.g. "
-                            "my_layers:make_dense")
+                       help="a function of no arguments returning (layer, x), (forward, "
+                            "backward, args) or (fn, args), e.g. my_layers:make_dense")
     check.add_argument("--mode", choices=("auto", "full", "fast"), default="auto",
                        help="full: every entry; fast: one random direction per tensor; auto: "
                             "full up to 4096 probes per tensor, fast above")
@@ -295,8 +318,9 @@ def build_parser():
                        help="force or forbid complex-step differentiation; none: used when the "
                             "layer says complex_safe = True and computes in float64")
     check.add_argument("--torch", default=None, metavar="MODULE:FN",
-                       help="torch_fn(x, params) -> Tensor, the same forward in torch: adds "
-                            "torch autograd as an oracle; none: numerical differences only")
+                       help="the same forward in torch, float64: torch_fn(x, params) for a "
+                            "layer, torch_fn(*args) for a function; adds torch autograd as an "
+                            "oracle; none: numerical differences only")
     check.set_defaults(run=_check)
 
     bench = commands.add_parser(

@@ -5,8 +5,12 @@ gradcheck is installed::
 
     def test_my_layer(check_gradients):
         check_gradients(MyLayer(...), x, config={"width": 3})
+        check_gradients.function(affine_forward, affine_backward, x, w, b)
+        check_gradients.value_and_grad(softmax_loss, scores, labels)
 
-``check_gradients`` runs :func:`gradcheck.check_layer`, records every
+``check_gradients`` runs :func:`gradcheck.check_layer` (or, through its
+methods, :func:`gradcheck.check_function` and
+:func:`gradcheck.check_value_and_grad`), records every
 comparison of the session, and raises :class:`gradcheck.GradientCheckError`
 when one fails. With ``pytest --gradcheck-report DIR`` the records are written
 as CSV under DIR at the end of the session, the summary table is printed, and
@@ -28,7 +32,7 @@ import sys
 import numpy as np
 import pytest
 
-from gradcheck.checker import check_layer
+from gradcheck.checker import check_function, check_layer, check_value_and_grad
 from gradcheck.result import GradientCheckError
 
 __all__ = ["Recorder", "reproduce_command"]
@@ -147,7 +151,39 @@ class Recorder:
         -------
         CheckResult
         """
-        result = check_layer(layer, x, **options)
+        return self.record(check_layer(layer, x, **options), config)
+
+    def function(self, forward, backward, *args, config=None, **options):
+        """Check a function pair like :func:`gradcheck.check_function`, record, raise if wrong.
+
+        Returns
+        -------
+        CheckResult
+        """
+        return self.record(check_function(forward, backward, *args, **options), config)
+
+    def value_and_grad(self, fn, *args, config=None, **options):
+        """Check ``fn`` like :func:`gradcheck.check_value_and_grad`, record, raise if wrong.
+
+        Returns
+        -------
+        CheckResult
+        """
+        return self.record(check_value_and_grad(fn, *args, **options), config)
+
+    def record(self, result, config=None):
+        """Keep the rows of ``result`` (with ``config`` as JSON); raise if it failed.
+
+        Returns
+        -------
+        CheckResult
+            ``result``, when it passed.
+
+        Raises
+        ------
+        GradientCheckError
+            With the result's message and the command that reruns the test.
+        """
         config_json = json.dumps(config or {}, sort_keys=True, default=str)
         command = self.reproduce() if not result.passed else ""
         self.rows.extend(_plain_row({"test": self.current_test, "config": config_json, **row,

@@ -54,6 +54,42 @@ def torch_dense(x, p):
     return p["W"] @ x + p["b"]
 
 
+def scale_forward(x, w):
+    return x * w, (x, w)
+
+
+def scale_backward(dout, cache):
+    x, w = cache
+    return dout * w, dout * x
+
+
+def scale_backward_swapped(dout, cache):
+    w, x = cache                     # unpacked in the wrong order
+    return dout * w, dout * x
+
+
+def scale_pair():
+    W, b, x = _arrays()
+    return scale_forward, scale_backward, (W, W[::-1].copy())
+
+
+def scale_pair_broken():
+    W, b, x = _arrays()
+    return scale_forward, scale_backward_swapped, (W, W[::-1].copy())
+
+
+def torch_scale(x, w):
+    return x * w
+
+
+def half_square(v, labels):
+    return 0.5 * float(np.sum(v ** 2)), v
+
+
+def half_square_loss():
+    return half_square, (_arrays()[2], np.array([0, 1]))
+
+
 NOT_CALLABLE = 3
 '''
 
@@ -105,7 +141,8 @@ def test_check_broken_layer_exits_1_with_the_diagnosis(layers, capsys):
     ("no_such_module_xyz:good", "cannot import module 'no_such_module_xyz'"),
     ("{m}:missing", "has no attribute 'missing'"),
     ("{m}:NOT_CALLABLE", "is not callable"),
-    ("{m}:single", "must return a pair (layer, x), got a Dense"),
+    ("{m}:single", "must return a pair (layer, x), a triple (forward, backward, args) or a "
+                   "pair (fn, args) with args a tuple, got a Dense"),
 ])
 def test_check_bad_factory_exits_2_naming_the_argument(layers, capsys, spec, expected):
     spec = spec.format(m=layers)
@@ -114,6 +151,25 @@ def test_check_bad_factory_exits_2_naming_the_argument(layers, capsys, spec, exp
     assert captured.out == ""
     assert "MODULE:FACTORY" in captured.err and repr(spec) in captured.err
     assert expected in captured.err
+
+
+@pytest.mark.parametrize("factory, code, first_rows", [
+    ("scale_pair", 0, [["x", "dx"], ["w", "dw"]]),
+    ("scale_pair_broken", 1, [["x", "dx"], ["w", "dw"]]),
+    ("half_square_loss", 0, [["v", "dv"]]),
+])
+def test_check_takes_function_pairs_and_value_and_grad_functions(layers, capsys, factory, code,
+                                                                 first_rows):
+    assert cli.main(["check", f"{layers}:{factory}"]) == code
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in lines[1:1 + len(first_rows)]] == first_rows
+    name = "half_square" if factory == "half_square_loss" else "scale_forward"
+    assert f"gradient check of {name} {'passed' if code == 0 else 'failed'}" in "\n".join(lines)
+
+
+def test_check_a_function_pair_with_its_torch_twin(layers, capsys):
+    assert cli.main(["check", f"{layers}:scale_pair", "--torch", f"{layers}:torch_scale"]) == 0
+    assert "(4 comparisons" in capsys.readouterr().out
 
 
 def test_check_bad_torch_fn_exits_2_naming_the_option(layers, capsys):

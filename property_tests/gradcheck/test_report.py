@@ -121,6 +121,58 @@ def test_the_plugin_records_every_check_and_writes_the_report(pytester):
     assert list(failed["gradient"]) == ["dW"] and list(failed["config"]) == ['{"cls": "Doubled"}']
 
 
+FUNCTION_TEST = """
+import numpy as np
+
+
+def scale_forward(x, w):
+    return x * w, (x, w)
+
+
+def scale_backward(dout, cache):
+    x, w = cache
+    return dout * w, np.sum(dout * x)
+
+
+def scale_backward_no_sum(dout, cache):
+    x, w = cache
+    return dout * w, dout * x            # dw not summed over the entries w touched
+
+
+def half_square(v):
+    return 0.5 * np.sum(v ** 2), v
+
+
+def test_pair(check_gradients):
+    rng = np.random.default_rng(0)
+    check_gradients.function(scale_forward, scale_backward, rng.normal(size=(2, 3)),
+                             np.array(0.5), config={"style": "pair"})
+
+
+def test_pair_broken(check_gradients):
+    rng = np.random.default_rng(0)
+    check_gradients.function(scale_forward, scale_backward_no_sum, rng.normal(size=(2, 3)),
+                             np.array(0.5))
+
+
+def test_loss(check_gradients):
+    check_gradients.value_and_grad(half_square, np.arange(3.0))
+"""
+
+
+def test_the_plugin_records_function_pairs_and_value_and_grad_checks(pytester):
+    pytester.makepyfile(test_inner=FUNCTION_TEST)
+    result = pytester.runpytest_subprocess("--gradcheck-report", "out", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*dw (tensor 'w', shape ()) vs finite_differences: a gradient "
+                                 "of the wrong shape*"])
+    detailed = pd.read_csv(pytester.path / "out" / DETAILED_CSV)
+    assert list(detailed["layer"]) == ["scale_forward"] * 4 + ["half_square"]
+    assert list(detailed["gradient"]) == ["dx", "dw", "dx", "dw", "dv"]
+    assert list(detailed["passed"]) == [True, True, True, False, True]
+    assert detailed["config"].iloc[0] == '{"style": "pair"}'
+
+
 def test_the_plugin_writes_nothing_without_the_option(pytester):
     pytester.makepyfile(test_inner=INNER_TEST)
     pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1, failed=1)
