@@ -313,8 +313,10 @@ def _parameter_names(fn, count):
 
 
 def _function_name(fn):
-    return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
+    """``TwoLayerNet.loss``, ``affine_forward``: the qualified name, less any enclosing function."""
+    name = str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
                or type(fn).__name__)
+    return name.rpartition("<locals>.")[2]
 
 
 class _Slot:

@@ -1,0 +1,500 @@
+"""check_function and check_value_and_grad: hand-written gradients as people write them.
+
+The functions here are written in the course style, with no hints for the
+checker: ``(out, cache)`` pairs, several inputs and outputs, integer labels,
+dicts of hyperparameters, a model whose ``loss(X, y)`` returns ``(loss, grads)``,
+0-d tensors, second derivatives.
+"""
+
+import copy
+import re
+
+import numpy as np
+import pytest
+
+import gradcheck
+from gradcheck import GradientCheckError
+
+
+# ------------------------------------------------------------- user-style code
+def affine_forward(x, w, b):
+    out = x.reshape(x.shape[0], -1) @ w + b
+    return out, (x, w, b)
+
+
+def affine_backward(dout, cache):
+    x, w, b = cache
+    dx = (dout @ w.T).reshape(x.shape)
+    dw = x.reshape(x.shape[0], -1).T @ dout
+    db = dout.sum(axis=0)
+    return dx, dw, db
+
+
+def affine_backward_no_transpose_sum(dout, cache):
+    x, w, b = cache
+    dx, dw, _ = affine_backward(dout, cache)
+    return dx, dw, dout.sum(axis=1)[: b.shape[0]]          # summed over the wrong axis
+
+
+def rnn_step_forward(x, prev_h, Wx, Wh, b):
+    next_h = np.tanh(x @ Wx + prev_h @ Wh + b)
+    return next_h, (x, prev_h, Wx, Wh, next_h)
+
+
+def rnn_step_backward(dnext_h, cache):
+    x, prev_h, Wx, Wh, next_h = cache
+    dz = dnext_h * (1 - next_h ** 2)
+    return dz @ Wx.T, dz @ Wh.T, x.T @ dz, prev_h.T @ dz, dz.sum(axis=0)
+
+
+def rnn_step_backward_wrong_tanh(dnext_h, cache):
+    x, prev_h, Wx, Wh, next_h = cache
+    dz = dnext_h * (1 - np.tanh(next_h) ** 2)             # tanh' of the output, not of z
+    return dz @ Wx.T, dz @ Wh.T, x.T @ dz, prev_h.T @ dz, dz.sum(axis=0)
+
+
+def split_forward(x, w):
+    """Two outputs from two inputs: a = tanh(x w), b = a * x[:, :1]."""
+    a = np.tanh(x @ w)
+    return a, a * x[:, :1], (x, w, a)
+
+
+def split_backward(da, db, cache):
+    x, w, a = cache
+    dz = (da + db * x[:, :1]) * (1 - a ** 2)
+    dx = dz @ w.T
+    dx[:, :1] += np.sum(db * a, axis=1, keepdims=True)
+    return dx, x.T @ dz
+
+
+def split_backward_forgets_second_output(da, db, cache):
+    x, w, a = cache
+    dz = da * (1 - a ** 2)
+    return dz @ w.T, x.T @ dz
+
+
+def softmax_loss(x, y):
+    shifted = x - x.max(axis=1, keepdims=True)
+    probs = np.exp(shifted)
+    probs /= probs.sum(axis=1, keepdims=True)
+    n = x.shape[0]
+    loss = -np.log(probs[np.arange(n), y]).mean()
+    dx = probs.copy()
+    dx[np.arange(n), y] -= 1
+    return loss, dx / n
+
+
+def softmax_loss_missing_mean(x, y):
+    loss, dx = softmax_loss(x, y)
+    return loss, dx * x.shape[0]
+
+
+def masked_square_loss(x, target, mask, params):
+    """Integer targets, a boolean mask and a dict of hyperparameters reach the function as given."""
+    assert target.dtype.kind == "i" and mask.dtype == bool and params == {"scale": 0.5}
+    diff = (x - target) * mask
+    return params["scale"] * np.sum(diff ** 2), 2 * params["scale"] * diff
+
+
+class TwoLayerNet:
+    """affine - relu - affine - softmax, with L2 regularization; ``loss`` returns (loss, grads)."""
+
+    def __init__(self, rng, reg=0.1, double_reg=False):
+        self.params = {"W1": rng.normal(size=(4, 5)), "b1": rng.normal(size=5),
+                       "W2": rng.normal(size=(5, 3)), "b2": rng.normal(size=3)}
+        self.reg, self.double_reg = reg, double_reg
+
+    def loss(self, X, y):
+        W1, b1, W2, b2 = (self.params[k] for k in ("W1", "b1", "W2", "b2"))
+        z = X @ W1 + b1
+        h = np.maximum(z, 0)
+        scores = h @ W2 + b2
+        loss, dscores = softmax_loss(scores, y)
+        loss += 0.5 * self.reg * (np.sum(W1 ** 2) + np.sum(W2 ** 2))
+        factor = 2 * self.reg if self.double_reg else self.reg
+        dh = dscores @ W2.T
+        dz = dh * (z > 0)
+        grads = {"W2": h.T @ dscores + factor * W2, "b2": dscores.sum(axis=0),
+                 "W1": X.T @ dz + factor * W1, "b1": dz.sum(axis=0)}
+        return loss, grads
+
+
+def _rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def _affine_args(seed=0):
+    rng = _rng(seed)
+    return rng.normal(size=(3, 2, 2)), rng.normal(size=(4, 5)), rng.normal(size=5)
+
+
+def _rnn_args(seed=0):
+    rng = _rng(seed)
+    return (rng.normal(size=(3, 4)), rng.normal(size=(3, 5)), 0.5 * rng.normal(size=(4, 5)),
+            0.5 * rng.normal(size=(5, 5)), rng.normal(size=5))
+
+
+# ------------------------------------------------------------ function pairs
+def test_a_correct_function_pair_passes_with_tensors_named_after_its_parameters():
+    result = gradcheck.check_function(affine_forward, affine_backward, *_affine_args())
+    assert result.passed, result.message()
+    assert result.layer == "affine_forward"
+    assert [(c.tensor, c.gradient) for c in result.checks] == [("x", "dx"), ("w", "dw"),
+                                                               ("b", "db")]
+    # Central differences with the error of their step (~1e-10 relative, 1e-6 allowed).
+    assert max(result.max_rel_error.values()) < 1e-8
+
+
+def test_a_wrong_gradient_fails_and_the_message_names_the_users_gradient():
+    def doubled_dw(dout, cache):
+        dx, dw, db = affine_backward(dout, cache)
+        return dx, 2 * dw, db
+
+    result = gradcheck.check_function(affine_forward, doubled_dw, *_affine_args())
+    assert [c.gradient for c in result.failures()] == ["dw"]
+    message = result.message()
+    assert message.startswith("gradient check of affine_forward failed")
+    assert "dw (tensor 'w', shape (4, 5))" in message
+    assert "analytic ≈ 2 × numeric" in message
+
+
+def test_several_inputs_named_like_the_step_and_a_bug_in_one_of_them():
+    good = gradcheck.check_function(rnn_step_forward, rnn_step_backward, *_rnn_args())
+    assert good.passed, good.message()
+    assert [c.gradient for c in good.checks] == ["dx", "dprev_h", "dWx", "dWh", "db"]
+    bad = gradcheck.check_function(rnn_step_forward, rnn_step_backward_wrong_tanh, *_rnn_args())
+    assert not bad.passed
+    assert {c.gradient for c in bad.failures()} == {"dx", "dprev_h", "dWx", "dWh", "db"}
+
+
+def test_several_outputs_each_get_an_upstream_gradient():
+    rng = _rng(1)
+    args = rng.normal(size=(4, 3)), rng.normal(size=(3, 5))
+    good = gradcheck.check_function(split_forward, split_backward, *args)
+    assert good.passed, good.message()
+    # A backward that ignores its second upstream gradient is caught.
+    bad = gradcheck.check_function(split_forward, split_backward_forgets_second_output, *args)
+    assert {c.tensor for c in bad.failures()} == {"x", "w"}
+
+
+def test_dout_takes_one_array_per_output():
+    rng = _rng(2)
+    args = rng.normal(size=(4, 3)), rng.normal(size=(3, 5))
+    ones = (np.ones((4, 5)), np.ones((4, 5)))
+    a = gradcheck.check_function(split_forward, split_backward, *args, dout=ones, seed=1)
+    b = gradcheck.check_function(split_forward, split_backward, *args, dout=ones, seed=2)
+    assert a.passed and a.checks == b.checks
+    with pytest.raises(ValueError, match=r"`dout` has 1 array\(s\); split_forward\(x, w\) has 2"):
+        gradcheck.check_function(split_forward, split_backward, *args, dout=np.ones((4, 5)))
+    with pytest.raises(ValueError, match=r"`dout\[1\].shape` \(5, 4\) must equal the shape of "
+                                         r"output 1"):
+        gradcheck.check_function(split_forward, split_backward, *args,
+                                 dout=(np.ones((4, 5)), np.ones((5, 4))))
+
+
+def test_a_forward_without_a_cache_gets_its_arguments_back_in_backward():
+    def sigmoid(z):
+        return 1 / (1 + np.exp(-z))
+
+    def sigmoid_backward(dout, z):
+        s = sigmoid(z)
+        return dout * s * (1 - s)
+
+    z = _rng(3).normal(size=(3, 4))
+    assert gradcheck.check_function(sigmoid, sigmoid_backward, z).passed
+    wrong = gradcheck.check_function(sigmoid, lambda dout, z: dout * sigmoid(z), z)
+    assert not wrong.passed
+
+
+def test_wrt_picks_arguments_by_name_or_position():
+    args = _affine_args()
+    by_name = gradcheck.check_function(affine_forward, affine_backward, *args, wrt=("w", "b"))
+    by_position = gradcheck.check_function(affine_forward, affine_backward, *args, wrt=[1, -1])
+    for result in (by_name, by_position):
+        assert result.passed, result.message()
+        assert [c.tensor for c in result.checks] == ["w", "b"]
+    # A backward returning only the chosen gradients is taken as well.
+    only_w = gradcheck.check_function(affine_forward,
+                                      lambda dout, cache: affine_backward(dout, cache)[1],
+                                      *args, wrt="w")
+    assert only_w.passed and [c.tensor for c in only_w.checks] == ["w"]
+
+
+@pytest.mark.parametrize("wrt, match", [
+    ("z", r"`wrt` has 'z'; it takes positions 0..2 or the parameter names of affine_forward: "
+          r"\['x', 'w', 'b'\]"),
+    (5, r"`wrt` has 5"),
+    ((True,), r"`wrt` has True"),
+])
+def test_a_bad_wrt_is_named(wrt, match):
+    with pytest.raises(ValueError, match=match):
+        gradcheck.check_function(affine_forward, affine_backward, *_affine_args(), wrt=wrt)
+
+
+def test_a_backward_with_the_wrong_number_of_gradients_is_a_usage_error_that_says_so():
+    def two_of_three(dout, cache):
+        return affine_backward(dout, cache)[:2]
+
+    with pytest.raises(ValueError, match=r"returned 2 gradient\(s\), expected 3: one per "
+                                         r"differentiable argument of affine_forward, in order "
+                                         r"\(x, w, b\); pass `wrt`"):
+        gradcheck.check_function(affine_forward, two_of_three, *_affine_args())
+
+
+def test_a_gradient_of_the_wrong_shape_fails_and_says_whether_a_reshape_would_match():
+    def keepdims_db(dout, cache):
+        dx, dw, db = affine_backward(dout, cache)
+        return dx, dw, db[None, :]                           # (1, 5) for a (5,) bias
+
+    result = gradcheck.check_function(affine_forward, keepdims_db, *_affine_args())
+    (failure,) = result.failures()
+    assert failure.gradient == "db" and failure.max_rel_error < 1e-8
+    assert failure.shape_error.startswith("the gradient has shape (1, 5), the tensor (5,)")
+    assert "after a reshape the values match" in result.message()
+    wrong_axis = gradcheck.check_function(affine_forward, affine_backward_no_transpose_sum,
+                                          *_affine_args())
+    (failure,) = wrong_axis.failures()
+    assert failure.gradient == "db" and not failure.passed
+
+
+def test_the_callers_arguments_are_never_changed_and_the_function_sees_copies():
+    seen = []
+
+    def forward_that_writes(x, w, b, conf):
+        seen.append(x)
+        conf["calls"] = conf.get("calls", 0) + 1         # bn_param-style bookkeeping
+        out, cache = affine_forward(x, w, b)
+        x += 1.0                                          # an in-place bug on its input
+        return out, cache
+
+    x, w, b = _affine_args()
+    x[0, 0, 0], w[0, 0] = 0.1, 1.0 / 3.0                  # values v + h - h does not restore
+    conf = {"mode": "train"}
+    before = [copy.deepcopy(a) for a in (x, w, b, conf)]
+    result = gradcheck.check_function(forward_that_writes, affine_backward, x, w, b, conf)
+    for a, b_ in zip((x, w, b), before):
+        assert a.tobytes() == b_.tobytes()
+    assert conf == before[3]
+    assert all(s is not x for s in seen)
+    assert not result.passed
+    assert any("forward_that_writes modified its argument x" in p for p in result.problems)
+
+
+def test_a_fresh_forward_precedes_every_backward():
+    def forward(x):
+        return x ** 2, [x]
+
+    def consuming_backward(dout, cache):
+        x = cache.pop()                                   # a cache used up by backward
+        return 2 * x * dout
+
+    result = gradcheck.check_function(forward, consuming_backward, _rng(4).normal(size=5))
+    assert result.passed, result.message()
+
+
+def test_an_error_inside_the_users_code_says_where_it_was_raised():
+    def broken_backward(dout, cache):
+        raise KeyError("cache has no 'w'")
+
+    with pytest.raises(KeyError) as info:
+        gradcheck.check_function(affine_forward, broken_backward, *_affine_args())
+    assert any("broken_backward(dout, cache)" in note and "check_function" in note
+               for note in info.value.__notes__)
+
+
+def test_arguments_with_nothing_to_differentiate_are_refused_by_name():
+    with pytest.raises(ValueError, match=r"`args` of <lambda> hold no floating-point array"):
+        gradcheck.check_function(lambda idx: (idx * 1.0, None), lambda d, c: d,
+                                 np.arange(3))
+    with pytest.raises(TypeError, match=r"`x` has dtype int64"):
+        gradcheck.check_function(affine_forward, affine_backward, np.arange(6).reshape(3, 2),
+                                 np.ones((2, 2)), np.ones(2), wrt="x")
+
+
+def test_a_result_can_be_renamed_and_the_assert_form_raises():
+    result = gradcheck.check_function(affine_forward, affine_backward, *_affine_args(),
+                                      name="affine layer")
+    assert result.layer == "affine layer"
+    with pytest.raises(GradientCheckError, match=re.escape("dWx (tensor 'Wx'")):
+        gradcheck.assert_function_gradients(rnn_step_forward, rnn_step_backward_wrong_tanh,
+                                            *_rnn_args())
+
+
+def test_every_option_works_with_a_function_pair(recwarn):
+    torch = pytest.importorskip("torch")
+    args = _rnn_args(5)
+
+    def rnn_step_torch(x, prev_h, Wx, Wh, b):
+        return torch.tanh(x @ Wx + prev_h @ Wh + b)
+
+    with_torch = gradcheck.check_function(rnn_step_forward, rnn_step_backward, *args,
+                                          torch_fn=rnn_step_torch)
+    assert with_torch.passed and {c.oracle for c in with_torch.checks} == {
+        "finite_differences", "torch"}
+    assert max(c.max_rel_error for c in with_torch.checks if c.oracle == "torch") < 1e-13
+    # np.tanh and matrix products are holomorphic: the complex step applies.
+    exact = gradcheck.check_function(rnn_step_forward, rnn_step_backward, *args,
+                                     complex_step=True)
+    assert exact.passed and {c.method for c in exact.checks} == {"complex_step"}
+    assert max(exact.max_rel_error.values()) < 1e-13
+    fast = gradcheck.check_function(rnn_step_forward, rnn_step_backward, *args, mode="fast")
+    assert fast.passed and {c.method for c in fast.checks} == {"fast"}
+    mask = np.zeros((3, 4), dtype=bool)
+    mask[0, 0] = True
+    excluded = gradcheck.check_function(rnn_step_forward, rnn_step_backward, *args,
+                                        fd_exclude={"x": mask}, coloring=False)
+    assert excluded.passed and excluded.checks[0].excluded == 1
+    low = [a.astype(np.float32) for a in args]
+    with pytest.warns(gradcheck.PrecisionWarning, match="rnn_step_forward computes in float32"):
+        single = gradcheck.check_function(rnn_step_forward, rnn_step_backward, *low)
+    assert single.passed and single.dtype == "float32"
+
+
+def test_guessed_groups_cut_the_calls_for_independent_rows_and_columns():
+    args = _affine_args(6)
+    grouped = gradcheck.check_function(affine_forward, affine_backward, *args)
+    one_by_one = gradcheck.check_function(affine_forward, affine_backward, *args,
+                                          coloring=False)
+    assert grouped.passed and one_by_one.passed
+    entries = sum(a.size for a in args)
+    assert one_by_one.forward_calls == 6 + 2 * entries
+    # x: its 3 examples are independent (4 groups of 3), w: its 5 columns (4 groups of 5).
+    assert grouped.forward_calls == 6 + 4 * (4 + 4) + 2 * 5
+
+
+# --------------------------------------------------------------- 0-d tensors
+def test_a_0d_parameter_and_a_0d_input_are_checked():
+    def temperature_forward(x, t):
+        return x / t, (x, t)
+
+    def temperature_backward(dout, cache):
+        x, t = cache
+        return dout / t, -np.sum(dout * x) / t ** 2
+
+    def temperature_backward_sign(dout, cache):
+        x, t = cache
+        return dout / t, np.sum(dout * x) / t ** 2
+
+    x, t = _rng(7).normal(size=(3, 4)), np.array(1.7)
+    good = gradcheck.check_function(temperature_forward, temperature_backward, x, t)
+    assert good.passed, good.message()
+    assert good.checks[1].shape == () and good.checks[1].gradient == "dt"
+    bad = gradcheck.check_function(temperature_forward, temperature_backward_sign, x, t)
+    (failure,) = bad.failures()
+    assert failure.tensor == "t" and "a sign flip" in bad.message()
+    scalar = gradcheck.check_function(temperature_forward, temperature_backward, np.array(0.3), t)
+    assert scalar.passed and [c.shape for c in scalar.checks] == [(), ()]
+
+
+def test_a_0d_layer_input_and_parameter_pass_check_layer():
+    class Scale:
+        def __init__(self):
+            self.params, self.grads = {"s": np.array(2.5)}, {}
+
+        def forward(self, x):
+            self.x = x
+            return self.params["s"] * x
+
+        def backward(self, dout):
+            self.grads = {"s": np.sum(dout * self.x)}
+            return dout * self.params["s"]
+
+    result = gradcheck.check_layer(Scale(), np.array(0.7))
+    assert result.passed, result.message()
+
+
+# ------------------------------------------------------------ value and grad
+def test_a_loss_returning_its_gradient_with_integer_labels():
+    rng = _rng(8)
+    scores, labels = rng.normal(size=(5, 4)), rng.integers(0, 4, size=5)
+    good = gradcheck.check_value_and_grad(softmax_loss, scores, labels)
+    assert good.passed, good.message()
+    assert [c.gradient for c in good.checks] == ["dx"] and good.layer == "softmax_loss"
+    bad = gradcheck.check_value_and_grad(softmax_loss_missing_mean, scores, labels)
+    assert not bad.passed and "analytic ≈ 5 × numeric = 5, x.shape[0]" in bad.message()
+
+
+def test_masks_labels_and_hyperparameters_reach_the_function_as_given():
+    rng = _rng(9)
+    x = rng.normal(size=(3, 4))
+    target, mask = rng.integers(-1, 2, size=(3, 4)), rng.random((3, 4)) > 0.3
+    result = gradcheck.check_value_and_grad(masked_square_loss, x, target, mask, {"scale": 0.5})
+    assert result.passed, result.message()
+    assert [c.tensor for c in result.checks] == ["x"]
+
+
+def test_a_dict_of_arrays_argument_gets_its_gradient_as_a_dict():
+    def loss(params, X):
+        z = X @ params["w"] + params["c"]
+        return 0.5 * np.sum(z ** 2), {"w": X.T @ z, "c": np.sum(z)}
+
+    rng = _rng(10)
+    params, X = {"w": rng.normal(size=3), "c": np.array(0.2)}, rng.normal(size=(4, 3))
+    result = gradcheck.check_value_and_grad(loss, params, X)
+    assert result.passed, result.message()
+    assert [c.gradient for c in result.checks] == ["dw", "dc"]
+
+
+def test_a_models_loss_is_checked_over_its_params_and_they_come_back_unchanged():
+    rng = _rng(11)
+    X = rng.normal(size=(6, 4)) + 0.5
+    y = rng.integers(0, 3, size=6)
+    model = TwoLayerNet(rng)
+    originals = {k: v for k, v in model.params.items()}
+    before = {k: v.copy() for k, v in model.params.items()}
+    good = gradcheck.check_value_and_grad(model.loss, X, y)
+    assert good.passed, good.message()
+    assert good.layer == "TwoLayerNet.loss"
+    assert sorted(c.gradient for c in good.checks) == ["dW1", "dW2", "db1", "db2"]
+    assert all(model.params[k] is originals[k] for k in originals)
+    assert all(model.params[k].tobytes() == before[k].tobytes() for k in before)
+    bad = gradcheck.check_value_and_grad(TwoLayerNet(_rng(11), double_reg=True).loss, X, y)
+    assert {c.tensor for c in bad.failures()} == {"W1", "W2"}
+
+
+def test_a_value_that_is_not_a_scalar_is_named():
+    with pytest.raises(ValueError, match=r"returned a value of shape \(3,\); the value must be "
+                                         r"a scalar"):
+        gradcheck.check_value_and_grad(lambda v: (v ** 2, 2 * v), np.ones(3))
+    with pytest.raises(TypeError, match=r"must return \(value, gradients\), got float64"):
+        gradcheck.check_value_and_grad(lambda v: np.sum(v ** 2), np.ones(3))
+
+
+def test_value_and_grad_with_the_torch_oracle_and_the_assert_form():
+    torch = pytest.importorskip("torch")
+    rng = _rng(12)
+    scores, labels = rng.normal(size=(5, 4)), rng.integers(0, 4, size=5)
+
+    def torch_softmax_loss(x, y):
+        return torch.nn.functional.cross_entropy(x, torch.as_tensor(y))
+
+    result = gradcheck.assert_value_and_grad(softmax_loss, scores, labels,
+                                             torch_fn=torch_softmax_loss)
+    assert {c.oracle for c in result.checks} == {"finite_differences", "torch"}
+    with pytest.raises(GradientCheckError, match="dx"):
+        gradcheck.assert_value_and_grad(softmax_loss_missing_mean, scores, labels)
+
+
+# ------------------------------------------------------- second derivatives
+def _softplus(z):
+    return np.logaddexp(0, z)
+
+
+def _sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def test_a_first_and_a_second_derivative_are_checked_against_the_function_and_each_other():
+    z = _rng(13).normal(size=(2, 3))
+    # grad(z) against the function: the value and its gradient.
+    first = gradcheck.check_value_and_grad(lambda z: (np.sum(_softplus(z)), _sigmoid(z)), z)
+    assert first.passed, first.message()
+    # grad2(z) against grad(z): grad is the forward, its Jacobian is diag(grad2).
+    def grad2(z):
+        s = _sigmoid(z)
+        return s * (1 - s)
+
+    second = gradcheck.check_function(_sigmoid, lambda dout, z: dout * grad2(z), z)
+    assert second.passed, second.message()
+    wrong = gradcheck.check_function(_sigmoid, lambda dout, z: dout * _sigmoid(z) * (1 + _sigmoid(z)), z)
+    assert not wrong.passed
