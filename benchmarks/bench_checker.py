@@ -206,11 +206,12 @@ class Setup:
 
 def prepare(layer, x, seed=SEED):
     """Return a Setup: G as check_layer draws it from ``seed``, exact gradients by torch."""
+    from gradcheck.core import upstream_gradient
     from gradcheck.torch_oracle import torch_gradients
     from property_tests.torch_twins import torch_twin
 
     y = np.asarray(layer.forward(x.copy()))
-    G = np.asarray(np.random.default_rng(seed).standard_normal(y.shape))
+    G = upstream_gradient(seed, y.shape)
     twin = torch_twin(layer)
     exact = torch_gradients(twin, x, layer.params, G)
     return Setup(layer, x, G, exact, twin, list(layer.params))

@@ -29,7 +29,7 @@ from gradcheck.options import (
 from gradcheck.result import CheckResult, TensorCheck
 from gradcheck.selfcheck import changed, nondeterminism, nonlinearity
 
-__all__ = ["check", "PrecisionWarning", "GroupingWarning"]
+__all__ = ["check", "upstream_gradient", "G_STREAM", "PrecisionWarning", "GroupingWarning"]
 
 #: Suspect entries refined before giving up on a tensor that shows no kink:
 #: a real bug makes every entry a suspect, and refining all would triple the cost.
@@ -126,10 +126,32 @@ def _validate_exclude(fd_exclude, shapes):
     return dict(fd_exclude)
 
 
+#: The stream of the random upstream gradient: ``default_rng([seed, G_STREAM])``.
+#: Not ``default_rng(seed)`` itself, which users draw their inputs from: an
+#: input equal to ``G`` puts ``G`` where a normalization's backward is nearly
+#: zero (a batch norm fed its own input as ``dout``) and hides bugs there.
+G_STREAM = 0x4703
+
+
+def upstream_gradient(seed, size):
+    """The upstream gradient a check with ``seed`` draws: standard normal, ``size`` entries.
+
+    Parameters
+    ----------
+    seed : int
+    size : int or tuple of int
+
+    Returns
+    -------
+    ndarray, float64, shape ``size``
+    """
+    return np.random.default_rng([seed, G_STREAM]).standard_normal(size)
+
+
 def _upstream(case, y, dout, seed):
-    """``G``, concatenated: ``dout`` (one array per output) or standard normal from ``seed``."""
+    """``G``, concatenated: ``dout`` (one array per output) or :func:`upstream_gradient`."""
     if dout is None:
-        return np.random.default_rng(seed).standard_normal(y.shape)
+        return upstream_gradient(seed, y.shape)
     if len(dout) != len(case.output_shapes):
         raise ValueError(f"`dout` has {len(dout)} array(s); {case.forward_what} has "
                          f"{len(case.output_shapes)} output(s)")

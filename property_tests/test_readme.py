@@ -1,7 +1,10 @@
 """README's example runs as written and says what it shows."""
 
+import ast
 import re
 from pathlib import Path
+
+import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -22,3 +25,59 @@ def test_readme_custom_layer_example_runs_and_passes():
     # the probes' arithmetic; a factor of 10 does not).
     for key, quoted in re.findall(r'"(\w+)": ([0-9.]+e-\d+)', block):
         assert float(quoted) / 10 <= result.max_rel_error[key] <= float(quoted) * 10, key
+
+
+def _examples():
+    """README's examples of hand-written functions: {name: code}, from their first line."""
+    found = {}
+    for block in _python_blocks():
+        first = block.splitlines()[0]
+        if first.startswith("# example: "):
+            found[first[len("# example: "):].strip()] = block
+    return found
+
+
+EXAMPLES = ["function pair", "lstm step", "embedding", "loss", "model", "0-d parameter",
+            "second derivative"]
+
+
+def _matches(value, quoted):
+    """``value`` equals the README's literal, where a ``...`` inside a string ends the match."""
+    if isinstance(quoted, str) and "..." in quoted:
+        return isinstance(value, str) and value.startswith(quoted.split("...")[0])
+    if isinstance(quoted, (tuple, list)) and isinstance(value, (tuple, list)):
+        return len(value) == len(quoted) and all(map(_matches, value, quoted))
+    return value == quoted
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_every_readme_example_of_a_function_passes_and_its_planted_bug_fails(name, capsys):
+    code = _examples()[name]
+    namespace = {}
+    exec(compile(code, f"README.md example {name!r}", "exec"), namespace)
+    assert namespace["result"].passed, namespace["result"].message()
+    assert not namespace["bad"].passed, f"the planted bug of {name!r} was not caught"
+    if "first" in namespace:
+        assert namespace["first"].passed, namespace["first"].message()
+    # Each `expression   # literal` line shows what the expression gives.
+    for expression, literal in re.findall(r"^(\S[^#\n]*?)\s+# (\[.*\]|\(.*\))$", code, flags=re.M):
+        value = eval(expression, namespace)
+        assert _matches(value, ast.literal_eval(literal)), (expression, value)
+    # The printed messages hold what the comments quote (between the "..."s).
+    printed = capsys.readouterr().out
+    for shown in re.findall(r"^print\(\w+\.message\(\)\)\s+# (.*)$", code, flags=re.M):
+        for part in filter(None, (p.strip() for p in shown.split("..."))):
+            assert part in printed, (part, printed)
+
+
+def test_the_readme_covers_each_shape_of_hand_written_gradient():
+    assert sorted(_examples()) == sorted(EXAMPLES)
+
+
+def test_the_lstm_failure_quoted_in_the_readme_is_what_the_example_prints():
+    namespace = {}
+    exec(compile(_examples()["lstm step"], "README.md", "exec"), namespace)
+    text = README.read_text(encoding="utf-8")
+    quoted = re.search(r"`bad.message\(\)` names the user's gradients \(first lines\):\n\n```\n"
+                       r"(.*?)```", text, flags=re.S).group(1).strip().splitlines()
+    assert namespace["bad"].message().splitlines()[:len(quoted)] == quoted

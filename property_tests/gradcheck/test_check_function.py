@@ -498,3 +498,22 @@ def test_a_first_and_a_second_derivative_are_checked_against_the_function_and_ea
     assert second.passed, second.message()
     wrong = gradcheck.check_function(_sigmoid, lambda dout, z: dout * _sigmoid(z) * (1 + _sigmoid(z)), z)
     assert not wrong.passed
+
+
+# -------------------------------------------- the upstream gradient's stream
+def test_inputs_drawn_from_the_checks_seed_do_not_become_its_upstream_gradient():
+    # A user who seeds with 0, as the check does, and draws x first would get
+    # x == G if G came from default_rng(seed): a batch norm's backward maps its
+    # own input to ~0, and a relative error of 1e-4 in dx would then pass.
+    from property_tests.corpus.user_layers import batchnorm_backward, batchnorm_forward
+
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    args = (x, np.ones(3) * 1.3, np.zeros(3) + 0.2, {"mode": "train"})
+
+    def off_by_1e_4(dout, cache):
+        dx, dgamma, dbeta = batchnorm_backward(dout, cache)
+        return dx * (1 + 1e-4), dgamma, dbeta
+
+    assert gradcheck.check_function(batchnorm_forward, batchnorm_backward, *args).passed
+    bad = gradcheck.check_function(batchnorm_forward, off_by_1e_4, *args)
+    assert [c.tensor for c in bad.failures()] == ["x"]
