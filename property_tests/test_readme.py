@@ -2,6 +2,7 @@
 
 import ast
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,31 @@ def test_the_lstm_failure_quoted_in_the_readme_is_what_the_example_prints():
     quoted = re.search(r"`bad.message\(\)` names the user's gradients \(first lines\):\n\n```\n"
                        r"(.*?)```", text, flags=re.S).group(1).strip().splitlines()
     assert namespace["bad"].message().splitlines()[:len(quoted)] == quoted
+
+
+def _fenced(after):
+    """The text of the first fenced block after the line ``after`` in README."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index(after)
+    return re.search(r"```\w*\n(.*?)```", text[start:], flags=re.S).group(1)
+
+
+def test_the_command_line_outputs_quoted_in_the_readme_are_what_it_prints(tmp_path, monkeypatch,
+                                                                         capsys):
+    from gradcheck import cli
+
+    module = _fenced("For example, with this `my_layers.py`")
+    name = f"my_layers_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{name}.py").write_text(module)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    try:
+        quoted = _fenced("```\n$ gradcheck check my_layers:make_dense").splitlines()
+        assert cli.main(["check", f"{name}:make_dense"]) == 0
+        assert capsys.readouterr().out.splitlines() == quoted[1:]
+        assert cli.main(["check", f"{name}:make_doubled"]) == 1
+        printed = capsys.readouterr().out
+        failure = _fenced("`dW` is doubled):").strip().splitlines()
+        assert printed.strip().splitlines()[-len(failure):] == failure
+    finally:
+        sys.modules.pop(name, None)
