@@ -341,7 +341,7 @@ class FunctionCase(Case):
 
     caller = "check_function"
 
-    def __init__(self, forward, backward, args, wrt=None, name=None, owner=None):
+    def __init__(self, forward, backward, args, *, wrt=None, name=None, owner=None):
         self.forward, self.backward = forward, backward
         self.args = list(args)
         self.arg_names = _parameter_names(forward, len(self.args))
@@ -548,7 +548,7 @@ class ValueAndGradCase(FunctionCase):
 
     caller = "check_value_and_grad"
 
-    def __init__(self, fn, args, wrt=None, name=None):
+    def __init__(self, fn, args, *, wrt=None, name=None):
         owner = getattr(getattr(fn, "__self__", None), "params", None)
         owner = owner if _is_float_dict(owner) else None
         if owner is not None:

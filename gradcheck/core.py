@@ -448,8 +448,9 @@ def _numerical_checks(probing, analytic, exclude, options, problems):
         a, n = analytic[t.name], numeric[t.name]
         err = relative_errors(a, np.where(mask, a, n), floor)
         n, nondiff, outside = _refine_entries(probing, t, a, n, err, mask)
-        check = _tensor_check(case, t.name, probing.oracle, methods[t.name], a, n, floor,
-                              probing.tol, mask, nondiff, outside)
+        check = _tensor_check(case, t.name, _Scale(probing.oracle, methods[t.name], floor,
+                                                   probing.tol),
+                              (a, n), _Marks(mask, nondiff, outside))
         if not check.passed:
             extra = _structural_diagnosis(probing, t, a)
             if extra:
@@ -483,11 +484,9 @@ def _torch_checks(probing, analytic, options):
                                                                                probing.y0)
     tol = options.torch_tolerance or precision.torch_tolerance
     floor = error_floor([(analytic[k], reference[k]) for k in analytic], noise, tol)
-    none = np.zeros((), dtype=bool)
-    return [_tensor_check(case, k, "torch", "torch", analytic[k], reference[k], floor, tol,
-                          np.broadcast_to(none, analytic[k].shape),
-                          np.broadcast_to(none, analytic[k].shape))
-            for k in analytic]
+    scale = _Scale("torch", "torch", floor, tol)
+    return [_tensor_check(case, k, scale, (analytic[k], reference[k]),
+                          _Marks.none(analytic[k].shape)) for k in analytic]
 
 
 def _sizes(case):
@@ -500,28 +499,53 @@ def _sizes(case):
     return named
 
 
-def _tensor_check(case, name, oracle, method, analytic, reference, floor, tol, exclude,
-                  nondiff, outside=None):
-    skip = exclude | nondiff
+@dataclass(frozen=True)
+class _Scale:
+    """How one comparison judges: its oracle and method, the error floor, the tolerance."""
+
+    oracle: str
+    method: str
+    floor: float
+    tol: float
+
+
+@dataclass(frozen=True)
+class _Marks:
+    """Entries set apart: excluded by the user, found at kinks, at kinks but outside them."""
+
+    excluded: np.ndarray
+    nondiff: np.ndarray
+    outside: np.ndarray | None = None
+
+    @classmethod
+    def none(cls, shape):
+        nothing = np.broadcast_to(np.zeros((), dtype=bool), shape)
+        return cls(nothing, nothing)
+
+
+def _tensor_check(case, name, scale, pair, marks):
+    """Compare one tensor's ``pair`` = (analytic, reference) gradients: a TensorCheck."""
+    analytic, reference = pair
+    skip = marks.excluded | marks.nondiff
     reference = np.where(skip, analytic, reference)
-    err = relative_errors(analytic, reference, floor)
+    err = relative_errors(analytic, reference, scale.floor)
     worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(err)), err.shape)) \
         if err.size else ()
-    mismatch = err > tol
+    mismatch = err > scale.tol
     finite = bool(np.all(np.isfinite(analytic)))
     return TensorCheck(
-        tensor=name, gradient=case.labels[name], oracle=oracle, shape=tuple(analytic.shape),
+        tensor=name, gradient=case.labels[name], oracle=scale.oracle, shape=tuple(analytic.shape),
         max_rel_error=float(err.max(initial=0.0)),
         max_abs_error=float(np.max(np.abs(analytic - reference), initial=0.0)),
-        tolerance=float(tol), floor=float(floor), mismatched=int(np.count_nonzero(mismatch)),
-        worst_index=worst,
+        tolerance=float(scale.tol), floor=float(scale.floor),
+        mismatched=int(np.count_nonzero(mismatch)), worst_index=worst,
         analytic=float(analytic[worst]) if err.size else 0.0,
         reference=float(reference[worst]) if err.size else 0.0,
-        excluded=int(np.count_nonzero(exclude)), method=method,
-        nondifferentiable=int(np.count_nonzero(nondiff & ~exclude)),
+        excluded=int(np.count_nonzero(marks.excluded)), method=scale.method,
+        nondifferentiable=int(np.count_nonzero(marks.nondiff & ~marks.excluded)),
         diagnosis=(tuple(diagnose(analytic, reference, mismatch, sizes=_sizes(case),
                                   batch_axes=_batch_axes(analytic.shape, case.output_shapes)))
-                   if finite else ()) + _kink_note(outside, mismatch),
+                   if finite else ()) + _kink_note(marks.outside, mismatch),
     )
 
 

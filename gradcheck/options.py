@@ -8,6 +8,7 @@ one frozen :class:`Options`.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -119,8 +120,11 @@ def validate_float(name, array):
 
 
 def _positive(key, value):
-    if value is not None and not (isinstance(value, (int, float)) and np.isfinite(value)
-                                  and value > 0):
+    if value is None:
+        return
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{key}` must be a positive finite number, got {value!r}")
+    if not (np.isfinite(value) and value > 0):
         raise ValueError(f"`{key}` must be a positive finite number, got {value!r}")
 
 
@@ -144,15 +148,23 @@ def make_options(*, mode="auto", seed=0, dout=None, torch_fn=None, step=None,
     for key, value in (("step", step), ("fd_tolerance", fd_tolerance),
                        ("torch_tolerance", torch_tolerance)):
         _positive(key, value)
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"`seed` must be a non-negative integer, got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"`seed` must be a non-negative integer, got {seed!r}")
+    if complex_step is not None and not isinstance(complex_step, (bool, np.bool_)):
+        raise TypeError(f"`complex_step` must be True, False or None, got {complex_step!r}")
     if torch_fn is not None and not callable(torch_fn):
-        raise TypeError(f"`torch_fn` must be callable, got {type(torch_fn).__name__}")
+        raise TypeError(f"`torch_fn` must be callable, got {torch_fn!r} "
+                        f"({type(torch_fn).__name__})")
     if fd_exclude is not None and not isinstance(fd_exclude, dict):
         raise TypeError(f"`fd_exclude` must be a dict of tensor name to boolean mask, "
-                        f"got {type(fd_exclude).__name__}")
+                        f"got {fd_exclude!r} ({type(fd_exclude).__name__})")
     if coloring is not None and coloring is not False and not isinstance(coloring, dict):
         raise TypeError(f"`coloring` must be a dict of tensor name to integer array, or False, "
-                        f"got {type(coloring).__name__}")
-    return Options(mode=mode, seed=seed, dout=_douts(dout), torch_fn=torch_fn, step=step,
+                        f"got {coloring!r} ({type(coloring).__name__})")
+    return Options(mode=mode, seed=int(seed), dout=_douts(dout), torch_fn=torch_fn, step=step,
                    fd_tolerance=fd_tolerance, torch_tolerance=torch_tolerance,
-                   complex_step=complex_step, name=None if name is None else str(name),
+                   complex_step=None if complex_step is None else bool(complex_step),
+                   name=None if name is None else str(name),
                    fd_exclude=fd_exclude, coloring=coloring)

@@ -517,3 +517,76 @@ def test_inputs_drawn_from_the_checks_seed_do_not_become_its_upstream_gradient()
     assert gradcheck.check_function(batchnorm_forward, batchnorm_backward, *args).passed
     bad = gradcheck.check_function(batchnorm_forward, off_by_1e_4, *args)
     assert [c.tensor for c in bad.failures()] == ["x"]
+
+
+# ---------------------------------------- kinks, self-checks, low precision
+def relu_forward(x):
+    return np.maximum(x, 0), x
+
+
+def relu_backward(dout, cache):
+    return dout * (cache > 0)
+
+
+def test_a_function_exactly_at_its_kinks_passes_and_a_wrong_subgradient_fails():
+    x = np.array([[0.0, 1.0, -2.0], [0.0, -0.5, 3.0]])
+    result = gradcheck.check_function(relu_forward, relu_backward, x)
+    assert result.passed, result.message()
+    assert result.nondifferentiable == {"x": 2}
+    outside = gradcheck.check_function(relu_forward,
+                                       lambda dout, x: dout * np.where(x == 0, 2.0, x > 0), x)
+    assert not outside.passed
+
+
+def test_a_function_that_draws_new_randomness_each_call_fails_its_self_check():
+    def dropout_forward(x, p):
+        mask = np.random.default_rng().random(x.shape) < p      # a new mask every call
+        return x * mask / p, mask
+
+    def dropout_backward(dout, mask):
+        return dout * mask / 0.5
+
+    result = gradcheck.check_function(dropout_forward, dropout_backward,
+                                      _rng(14).normal(size=(4, 5)), 0.5)
+    assert not result.passed
+    assert any(p.startswith("dropout_forward is nondeterministic") for p in result.problems)
+
+
+def test_a_half_precision_function_gets_its_own_tolerances():
+    x = _rng(15).normal(size=(3, 4)).astype(np.float16)
+    w = _rng(16).normal(size=(4, 2)).astype(np.float16)
+
+    def matmul_forward(x, w):
+        return x @ w, (x, w)
+
+    def matmul_backward(dout, cache):
+        x, w = cache
+        return (dout @ w.T).astype(np.float16), (x.T @ dout).astype(np.float16)
+
+    with pytest.warns(gradcheck.PrecisionWarning, match="float16"):
+        result = gradcheck.check_function(matmul_forward, matmul_backward, x, w)
+    assert result.passed, result.message()
+    assert {c.tolerance for c in result.checks} == {gradcheck.PRECISIONS["float16"].fd_tolerance}
+
+
+@pytest.mark.parametrize("option, value, error", [
+    ("seed", None, TypeError), ("seed", -1, ValueError), ("seed", 1.5, TypeError),
+    ("seed", "abc", TypeError), ("complex_step", "yes", TypeError), ("step", True, TypeError),
+    ("torch_fn", 3, TypeError), ("mode", "slow", ValueError), ("coloring", 1.0, TypeError),
+])
+def test_every_entry_point_names_a_bad_option_and_its_value(option, value, error):
+    calls = [
+        lambda **o: gradcheck.check_function(affine_forward, affine_backward, *_affine_args(), **o),
+        lambda **o: gradcheck.check_value_and_grad(softmax_loss, _rng().normal(size=(2, 3)),
+                                                   np.array([0, 2]), **o),
+    ]
+    for call in calls:
+        with pytest.raises(error, match=rf"`{option}`.*{re.escape(repr(value))}"):
+            call(**{option: value})
+
+
+def test_numpy_scalars_are_options_like_python_numbers():
+    result = gradcheck.check_function(affine_forward, affine_backward, *_affine_args(),
+                                      seed=np.int64(3), step=np.float32(1e-5),
+                                      fd_tolerance=np.float64(1e-6), complex_step=np.bool_(False))
+    assert result.passed and result.seed == 3
