@@ -472,13 +472,13 @@ class FunctionCase(Case):
     def _match(self, returned):
         """Name the gradients the backward returned: one per differentiable argument, in order."""
         items = list(returned) if isinstance(returned, (tuple, list)) else [returned]
-        if len(self.slots) == 1 and not (isinstance(returned, (tuple, list)) and len(items) == 1):
-            items = [returned]
         slots = self.slots
         if len(items) != len(slots) and len(items) == len(self.candidates):
             # every floating argument's gradient returned; `wrt` picks some of them
             chosen = {s.position for s in slots}
             items = [g for k, g in zip(self.candidates, items) if k in chosen]
+        elif len(slots) == 1 and len(items) != 1:
+            items = [returned]          # one gradient, given as a nested list
         if len(items) != len(slots) and not self.wrt_given and len(items) == 1 \
                 and isinstance(items[0], dict) and sum(s.keys is not None for s in slots) == 1:
             slots = [s for s in slots if s.keys is not None]   # the one dict argument

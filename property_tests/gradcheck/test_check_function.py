@@ -218,6 +218,8 @@ def test_wrt_picks_arguments_by_name_or_position():
                                       lambda dout, cache: affine_backward(dout, cache)[1],
                                       *args, wrt="w")
     assert only_w.passed and [c.tensor for c in only_w.checks] == ["w"]
+    all_three = gradcheck.check_function(affine_forward, affine_backward, *args, wrt="w")
+    assert all_three.passed and [c.tensor for c in all_three.checks] == ["w"]
 
 
 @pytest.mark.parametrize("wrt, match", [
@@ -590,3 +592,22 @@ def test_numpy_scalars_are_options_like_python_numbers():
                                       seed=np.int64(3), step=np.float32(1e-5),
                                       fd_tolerance=np.float64(1e-6), complex_step=np.bool_(False))
     assert result.passed and result.seed == 3
+
+
+def test_a_models_loss_with_its_torch_twin_taking_the_params_last():
+    torch = pytest.importorskip("torch")
+    rng = _rng(17)
+    X, y = rng.normal(size=(6, 4)), rng.integers(0, 3, size=6)
+    model = TwoLayerNet(rng)
+
+    def torch_loss(X, y, params):
+        h = torch.relu(torch.as_tensor(X) @ params["W1"] + params["b1"])
+        scores = h @ params["W2"] + params["b2"]
+        data = torch.nn.functional.cross_entropy(scores, torch.as_tensor(y))
+        return data + 0.5 * model.reg * ((params["W1"] ** 2).sum() + (params["W2"] ** 2).sum())
+
+    result = gradcheck.check_value_and_grad(model.loss, X, y, torch_fn=torch_loss)
+    assert result.passed, result.message()
+    torch_checks = [c for c in result.checks if c.oracle == "torch"]
+    assert sorted(c.tensor for c in torch_checks) == ["W1", "W2", "b1", "b2"]
+    assert max(c.max_rel_error for c in torch_checks) < 1e-12
