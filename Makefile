@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml
 # with the CSV report under $(REPORTS)/ and the summary table printed.
 verify: $(STAMP)
 	$(TEST_ENV) $(PY) -m pytest property_tests/reference_impls property_tests/detection -q \
-		--hypothesis-profile=$(PROFILE) --gradcheck-report=$(REPORTS) $(XDIST)
+		--hypothesis-profile=$(PROFILE) --gradcheck-report=$(REPORTS) --gradcheck-strict $(XDIST)
 
 # The whole suite: the checker's own tests and the verification.
 test: $(STAMP)

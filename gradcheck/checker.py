@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from gradcheck.case import FunctionCase, LayerCase, ValueAndGradCase
 from gradcheck.core import GroupingWarning, PrecisionWarning, check
+from gradcheck.result import HazardWarning
 from gradcheck.options import (
     AUTO_FULL_LIMIT, COMPLEX_STEP_TOLERANCE, FD_TOLERANCE, PRECISIONS, TORCH_TOLERANCE,
     Precision, make_options,
@@ -18,19 +19,21 @@ from gradcheck.options import (
 __all__ = ["check_layer", "assert_layer_gradients", "check_function",
            "assert_function_gradients", "check_value_and_grad", "assert_value_and_grad",
            "FD_TOLERANCE", "TORCH_TOLERANCE", "COMPLEX_STEP_TOLERANCE", "AUTO_FULL_LIMIT",
-           "PRECISIONS", "Precision", "PrecisionWarning", "GroupingWarning"]
+           "PRECISIONS", "Precision", "PrecisionWarning", "GroupingWarning", "HazardWarning"]
 
 
 def check_layer(layer, x, *, mode="auto", seed=0, dout=None, torch_fn=None, step=None,
                 fd_tolerance=None, torch_tolerance=None, complex_step=None, name=None,
-                fd_exclude=None, coloring=None):
+                fd_exclude=None, coloring=None, strict=False):
     """Check a layer's backward pass against numerical differences (and torch).
 
-    First the self-checks every correct layer passes: forward leaves ``x`` and
-    the params alone and gives the same output twice; backward leaves
-    ``dout`` alone and is linear in it. Then the layer's backward, given a
-    fixed upstream gradient ``G`` (random, from ``seed``, unless ``dout`` is
-    given), is compared with numerical derivatives of
+    First the self-checks every correct layer passes: forward gives the same
+    output twice (up to rounding) and backward is linear in ``dout``; a
+    forward that writes into ``x`` or the params, or a backward that writes
+    into ``dout``, is a hazard (reported; a failure only with ``strict``).
+    Then the layer's backward, given a fixed upstream gradient ``G``
+    (random, from ``seed``, unless ``dout`` is given), is compared with
+    numerical derivatives of
     ``J = <G, layer.forward(x)>`` with respect to ``x`` and every parameter,
     and with torch autograd when ``torch_fn`` is given. The Jacobian is never
     formed. The relative error is ``|a - r| / max(|a|, |r|, s)`` (see
@@ -88,12 +91,18 @@ def check_layer(layer, x, *, mode="auto", seed=0, dout=None, torch_fn=None, step
         entry at a time (with a ``GroupingWarning`` unless it was a guess), so a
         layer that couples its examples (batch norm) is still checked exactly.
         ``False`` turns grouping off.
+    strict : bool, default False
+        Fail the check on a hazard too (the code writes into its input,
+        ``dout`` or params). By default a hazard is reported in
+        ``result.hazards`` and as a :class:`HazardWarning`, and the verdict
+        is about the gradients alone.
 
     Returns
     -------
     CheckResult
         ``passed``, ``max_rel_error`` (``{"x": e, <param>: e}``), ``problems``
-        (failed self-checks), one :class:`TensorCheck` per tensor and oracle in
+        (failed self-checks), ``hazards`` (writes into the caller's data), one
+        :class:`TensorCheck` per tensor and oracle in
         ``checks``, and ``message()`` saying what failed, where, and what it
         looks like.
 
@@ -107,6 +116,8 @@ def check_layer(layer, x, *, mode="auto", seed=0, dout=None, torch_fn=None, step
     -----
     PrecisionWarning
         When the layer computes in float32 or float16.
+    HazardWarning
+        When the layer writes into its input, ``dout`` or its params.
 
     Examples
     --------
@@ -121,7 +132,7 @@ def check_layer(layer, x, *, mode="auto", seed=0, dout=None, torch_fn=None, step
     options = make_options(mode=mode, seed=seed, dout=dout, torch_fn=torch_fn, step=step,
                            fd_tolerance=fd_tolerance, torch_tolerance=torch_tolerance,
                            complex_step=complex_step, name=name, fd_exclude=fd_exclude,
-                           coloring=coloring)
+                           coloring=coloring, strict=strict)
     return check(LayerCase(layer, x, options.name), options)
 
 

@@ -73,7 +73,8 @@ def verify_command(*, profile="ci", seed=None, out="reports", jobs=None, python=
         To be run with the repository root as working directory.
     """
     command = [python or sys.executable, "-m", "pytest", *VERIFY_PATHS, "-q",
-               f"--hypothesis-profile={profile}", f"--gradcheck-report={os.fspath(out)}"]
+               f"--hypothesis-profile={profile}", f"--gradcheck-report={os.fspath(out)}",
+               "--gradcheck-strict"]
     if jobs is not None:
         command += ["-n", str(jobs)]
     if seed is not None:

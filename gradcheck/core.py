@@ -26,7 +26,7 @@ from gradcheck.metrics import error_floor, relative_errors
 from gradcheck.options import (
     AUTO_FULL_LIMIT, COMPLEX_STEP_TOLERANCE, FAST_FALLBACK_LIMIT, PRECISIONS,
 )
-from gradcheck.result import CheckResult, TensorCheck
+from gradcheck.result import CheckResult, HazardWarning, TensorCheck
 from gradcheck.selfcheck import changed, nondeterminism, nonlinearity
 
 __all__ = ["check", "upstream_gradient", "G_STREAM", "PrecisionWarning", "GroupingWarning"]
@@ -88,9 +88,11 @@ def check(case, options):
     exclude = _validate_exclude(options.fd_exclude, {k: v.shape for k, v in case.tensors.items()})
     precision_name = np.result_type(*case.tensors.values()).name
     precision = PRECISIONS[precision_name]
-    problems, checks = [], []
+    problems, hazards, checks = [], [], []
     try:
-        y, G, problems, analytic = _self_checks(case, options.dout, options.seed)
+        y, G, problems, hazards, analytic = _self_checks(case, options.dout, options.seed)
+        for hazard in hazards:
+            warnings.warn(HazardWarning(f"{case.name}: {hazard}"), stacklevel=4)
         if np.finfo(case.out_dtype).eps > np.finfo(precision_name).eps:
             precision_name = case.out_dtype   # the user's code rounds its output to less
         precision = PRECISIONS[precision_name]
@@ -110,7 +112,8 @@ def check(case, options):
     finally:
         case.restore()
     return CheckResult(layer=case.name, checks=tuple(checks), forward_calls=case.calls,
-                       seed=options.seed, problems=tuple(problems), dtype=precision_name)
+                       seed=options.seed, problems=tuple(problems), dtype=precision_name,
+                       hazards=tuple(hazards), strict=options.strict)
 
 
 def _validate_exclude(fd_exclude, shapes):
@@ -167,28 +170,39 @@ def _upstream(case, y, dout, seed):
 def _self_checks(case, dout, seed):
     """What every correct function does, checked first (6 forward calls, 3 backward).
 
-    Returns (y, G, problems, the user's gradients for G).
+    Returns (y, G, problems, hazards, the user's gradients for G). Problems
+    keep the gradients from being judged or show them wrong; hazards are
+    writes into the caller's data (input, ``dout``, params), which the check
+    undoes or never lets through (it passes copies).
     """
+    forward, backward = (what.split("(")[0] for what in (case.forward_what, case.backward_what))
     y = case.evaluate()
     G = _upstream(case, y, dout, seed)
     problems = []
-    y, found = case.evaluate(watch=True)
-    problems += found
-    problems += case.intact(case.forward_what.split("(")[0])
-    found = nondeterminism(y, case.evaluate(), case.forward_what.split("(")[0])
+    y, hazards = case.evaluate(watch=True)
+    hazards += case.intact(forward)
+    found = nondeterminism(y, case.evaluate(), forward, _out_eps(case))
     if found:
         problems.append(found)
     grads_zero, _ = case.vjp(np.zeros_like(G))
     grads_two, _ = case.vjp(2 * G)
     analytic, passed = case.vjp(G)
-    found = changed(f"{case.backward_what.split('(')[0]} modified its argument dout", G, passed)
+    found = changed(f"{backward} modified its argument dout", G, passed)
     if found:
-        problems.append(found + " (an in-place update of dout?)")
-    problems += case.intact(case.backward_what.split("(")[0])
-    found = nonlinearity(grads_zero, analytic, grads_two)
+        hazards.append(found + " (an in-place update of dout? a caller that reuses dout, "
+                               "as a network passing it on to another branch does, gets it "
+                               "corrupted)")
+    hazards += case.intact(backward)
+    found = nonlinearity(grads_zero, analytic, grads_two, _out_eps(case))
     if found:
         problems.append(found)
-    return y, G, problems, analytic
+    return y, G, problems, hazards, analytic
+
+
+def _out_eps(case):
+    """Machine epsilon of the precision the user's outputs come in (never below float64's)."""
+    dtype = case.out_dtype if case.out_dtype in PRECISIONS else "float64"
+    return float(np.finfo(dtype).eps)
 
 
 def _use_complex_step(case, complex_step, precision_name):

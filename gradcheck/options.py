@@ -94,6 +94,7 @@ class Options:
     name: str | None = None
     fd_exclude: dict | None = None
     coloring: object = None
+    strict: bool = False
 
 
 def require_finite(name, array):
@@ -141,7 +142,7 @@ def _douts(dout):
 
 def make_options(*, mode="auto", seed=0, dout=None, torch_fn=None, step=None,
                  fd_tolerance=None, torch_tolerance=None, complex_step=None, name=None,
-                 fd_exclude=None, coloring=None):
+                 fd_exclude=None, coloring=None, strict=False):
     """Return validated :class:`Options`; raise TypeError/ValueError naming a bad argument."""
     if mode not in MODES:
         raise ValueError(f"`mode` must be one of {MODES}, got {mode!r}")
@@ -152,6 +153,8 @@ def make_options(*, mode="auto", seed=0, dout=None, torch_fn=None, step=None,
         raise TypeError(f"`seed` must be a non-negative integer, got {seed!r}")
     if seed < 0:
         raise ValueError(f"`seed` must be a non-negative integer, got {seed!r}")
+    if not isinstance(strict, (bool, np.bool_)):
+        raise TypeError(f"`strict` must be True or False, got {strict!r}")
     if complex_step is not None and not isinstance(complex_step, (bool, np.bool_)):
         raise TypeError(f"`complex_step` must be True, False or None, got {complex_step!r}")
     if torch_fn is not None and not callable(torch_fn):
@@ -167,4 +170,4 @@ def make_options(*, mode="auto", seed=0, dout=None, torch_fn=None, step=None,
                    fd_tolerance=fd_tolerance, torch_tolerance=torch_tolerance,
                    complex_step=None if complex_step is None else bool(complex_step),
                    name=None if name is None else str(name),
-                   fd_exclude=fd_exclude, coloring=coloring)
+                   fd_exclude=fd_exclude, coloring=coloring, strict=bool(strict))

@@ -100,6 +100,9 @@ class Recorder:
         self.test_order = []
         #: xdist workers that went down without sending their records.
         self.lost_workers = []
+        #: Whether checks made through the fixture fail on hazards (``--gradcheck-strict``),
+        #: unless a call says ``strict=`` itself.
+        self.strict = False
 
     def merge(self, rows, detections):
         """Add the records of another recorder (an xdist worker's)."""
@@ -116,22 +119,26 @@ class Recorder:
         return sorted(records, key=lambda record: place.get(record.get("test"), len(place)))
 
     def record_detection(self, *, case, family, kind, oracle, result):
-        """Record the verdict of ``result`` on a catalog ``case`` of ``kind`` "bug" or "correct".
+        """Record the verdict of ``result`` on a catalog ``case`` of ``kind`` "bug", "correct"
+        or "hazard" (right gradients, a write into the caller's data: passed with a hazard).
 
         Returns
         -------
         bool
             Whether the verdict is the expected one (a bug failed, a correct layer passed).
         """
-        if kind not in ("bug", "correct"):
-            raise ValueError(f"`kind` must be 'bug' or 'correct', got {kind!r}")
-        expected = result.passed == (kind == "correct")
+        if kind not in ("bug", "correct", "hazard"):
+            raise ValueError(f"`kind` must be 'bug', 'correct' or 'hazard', got {kind!r}")
+        if kind == "hazard":     # right gradients, a write into the caller's data
+            expected = result.passed and bool(result.hazards)
+        else:
+            expected = result.passed == (kind == "correct")
         first = next(iter(result.failures()), None)
         self.detections.append(_plain_row({
             "test": self.current_test,
             "case": case, "family": family, "kind": kind, "oracle": oracle,
             "passed_check": result.passed, "expected": expected,
-            "diagnosis": "; ".join(result.problems) or (
+            "diagnosis": "; ".join(result.problems + result.hazards) or (
                 "; ".join(first.diagnosis) if first is not None else ""),
         }))
         return expected
@@ -151,7 +158,7 @@ class Recorder:
         -------
         CheckResult
         """
-        return self.record(check_layer(layer, x, **options), config)
+        return self.record(check_layer(layer, x, **self._defaults(options)), config)
 
     def function(self, forward, backward, *args, config=None, **options):
         """Check a function pair like :func:`gradcheck.check_function`, record, raise if wrong.
@@ -160,7 +167,8 @@ class Recorder:
         -------
         CheckResult
         """
-        return self.record(check_function(forward, backward, *args, **options), config)
+        return self.record(check_function(forward, backward, *args, **self._defaults(options)),
+                           config)
 
     def value_and_grad(self, fn, *args, config=None, **options):
         """Check ``fn`` like :func:`gradcheck.check_value_and_grad`, record, raise if wrong.
@@ -169,7 +177,10 @@ class Recorder:
         -------
         CheckResult
         """
-        return self.record(check_value_and_grad(fn, *args, **options), config)
+        return self.record(check_value_and_grad(fn, *args, **self._defaults(options)), config)
+
+    def _defaults(self, options):
+        return {"strict": self.strict, **options}
 
     def record(self, result, config=None):
         """Keep the rows of ``result`` (with ``config`` as JSON); raise if it failed.
@@ -221,6 +232,11 @@ def pytest_addoption(parser):
              "(gradcheck_detailed.csv, gradcheck_summary.csv), print the summary, and "
              "write summary.md and the plots errors.png (and bench.png) from the CSVs",
     )
+    group.addoption(
+        "--gradcheck-strict", action="store_true", default=False,
+        help="checks made through the check_gradients fixture fail on hazards too (a layer "
+             "writing into its input, dout or params), as check_layer(..., strict=True)",
+    )
 
 
 def _is_xdist_worker(config):
@@ -249,6 +265,7 @@ class _XdistController:
 def pytest_configure(config):
     recorder = config.stash[_KEY] = Recorder()
     recorder.config = config
+    recorder.strict = bool(config.getoption("--gradcheck-strict", False))
     if config.pluginmanager.hasplugin("xdist") and not _is_xdist_worker(config):
         config.pluginmanager.register(_XdistController(recorder), "gradcheck-xdist-controller")
 

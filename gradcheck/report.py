@@ -155,13 +155,18 @@ def detection_rates(detections):
     lines = []
     for oracle, rows in table.groupby("oracle", sort=False):
         bugs, correct = rows[rows["kind"] == "bug"], rows[rows["kind"] == "correct"]
+        hazards = rows[rows["kind"] == "hazard"]
         caught, alarms = int((~bugs["passed_check"]).sum()), int((~correct["passed_check"]).sum())
+        reported = int(hazards["expected"].astype(bool).sum())
         lines.append(
             f"{oracle}: bugs caught {caught} / {len(bugs)} "
             f"({100.0 * caught / max(len(bugs), 1):.1f}%), false alarms {alarms} / {len(correct)} "
-            f"({100.0 * alarms / max(len(correct), 1):.1f}%)")
+            f"({100.0 * alarms / max(len(correct), 1):.1f}%)"
+            + (f", hazards passed and reported {reported} / {len(hazards)}" if len(hazards)
+               else ""))
         missed = list(bugs.loc[bugs["passed_check"], "case"]) + \
-            list(correct.loc[~correct["passed_check"], "case"])
+            list(correct.loc[~correct["passed_check"], "case"]) + \
+            list(hazards.loc[~hazards["expected"].astype(bool), "case"])
         if missed:
             lines.append(f"  unexpected verdicts: {', '.join(missed)}")
     return lines

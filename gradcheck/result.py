@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["GradientCheckError", "TensorCheck", "CheckResult", "ORACLE_LABELS"]
+__all__ = ["GradientCheckError", "HazardWarning", "TensorCheck", "CheckResult", "ORACLE_LABELS"]
 
 #: How each oracle is named in messages.
 ORACLE_LABELS = {"finite_differences": "numeric", "complex_step": "numeric", "torch": "torch"}
@@ -14,6 +14,10 @@ ORACLE_LABELS = {"finite_differences": "numeric", "complex_step": "numeric", "to
 
 class GradientCheckError(AssertionError):
     """A gradient check failed; the message says which tensor and where."""
+
+
+class HazardWarning(UserWarning):
+    """The checked code writes into its caller's data (its input, ``dout``, its params)."""
 
 
 @dataclass(frozen=True)
@@ -158,10 +162,17 @@ class CheckResult:
     seed : int
         Seed of the upstream gradient; the same seed reproduces the check.
     problems : tuple of str
-        Self-checks the layer failed (input mutated, nondeterministic forward,
-        backward not linear in dout): each fails the check.
+        Self-checks that keep the gradients from being judged or show them
+        wrong (a nondeterministic forward, a backward not linear in dout,
+        gradients accumulated across calls): each fails the check.
     dtype : str
         The precision the layer computes in; tolerances fit it.
+    hazards : tuple of str
+        What the code does to its caller's data (writes into its input,
+        ``dout`` or params). The gradients may still be right: a hazard fails
+        the check only when ``strict``.
+    strict : bool
+        Whether hazards fail the check (the ``strict=`` option).
     """
 
     layer: str
@@ -170,11 +181,15 @@ class CheckResult:
     seed: int = 0
     problems: tuple = ()
     dtype: str = "float64"
+    hazards: tuple = ()
+    strict: bool = False
 
     @property
     def passed(self):
-        """True when no self-check failed and every tensor passed against every oracle."""
-        return not self.problems and all(c.passed for c in self.checks)
+        """True when no self-check failed, every tensor passed against every oracle, and,
+        with ``strict``, no hazard was found."""
+        return (not self.problems and not (self.strict and self.hazards)
+                and all(c.passed for c in self.checks))
 
     @property
     def nondifferentiable(self):
@@ -199,20 +214,28 @@ class CheckResult:
     def message(self):
         """Return the report of a failed check (or a one-line summary of a pass)."""
         failed = self.failures()
-        if not failed and not self.problems:
+        hazards = [f"hazard: {h}" for h in self.hazards]
+        if self.passed:
             worst = max(self.checks, key=lambda c: c.max_rel_error / c.tolerance, default=None)
             detail = "" if worst is None else (
                 f"; closest to its tolerance: {worst.gradient} vs {worst.oracle}, "
                 f"relative error {worst.max_rel_error:.2e} <= {worst.tolerance:.0e}"
             )
-            return f"gradient check of {self.layer} passed ({len(self.checks)} comparisons{detail})"
+            head = f"gradient check of {self.layer} passed ({len(self.checks)} comparisons{detail})"
+            if not hazards:
+                return head
+            return "\n".join([head + f"; the gradients are right, but {len(hazards)} "
+                              "hazard(s) to the caller's data (strict=True fails them):"]
+                             + hazards)
         head = (
             f"gradient check of {self.layer} failed: {len(failed)} of {len(self.checks)} "
             f"comparisons over tolerance"
             + (f", {len(self.problems)} self-check(s) failed" if self.problems else "")
+            + (f", {len(self.hazards)} hazard(s) (strict)" if self.strict and self.hazards
+               else "")
             + f" (seed={self.seed})"
         )
-        return "\n".join([head] + [f"self-check: {p}" for p in self.problems]
+        return "\n".join([head] + [f"self-check: {p}" for p in self.problems] + hazards
                          + [c.describe() for c in failed])
 
     def raise_if_failed(self):
@@ -225,6 +248,7 @@ class CheckResult:
         """Return one flat dict per comparison, with the layer and call count."""
         return [
             {"layer": self.layer, **c.to_row(), "forward_calls": self.forward_calls,
-             "seed": self.seed, "self_checks": "; ".join(self.problems)}
+             "seed": self.seed, "self_checks": "; ".join(self.problems + tuple(
+                 f"hazard: {h}" for h in self.hazards))}
             for c in self.checks
         ]

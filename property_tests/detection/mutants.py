@@ -12,7 +12,8 @@ in saturation, with dead units, with examples coupled by batch statistics.
 ``CASES`` holds one :class:`Case` per entry; ``case.build(rng)`` returns a
 fresh ``(layer, x)``, float64 and small (at most ~500 entries in ``x`` and
 the parameters together). ``gradcheck.check_layer(layer, x)`` must fail for
-every ``kind == "bug"`` and pass for every ``kind == "correct"``;
+every ``kind == "bug"`` and pass for every ``kind == "correct"`` (and every
+``kind == "hazard"``, with the hazard in ``result.hazards``);
 ``property_tests/detection/test_detection.py`` holds it to that, and
 ``python -m property_tests.detection.mutants`` prints the detection rate.
 
@@ -44,7 +45,9 @@ __all__ = ["Case", "CASES", "FAMILIES", "KINDS", "FD_CANNOT_JUDGE",
 
 FAMILIES = ("dense", "activation", "loss", "conv", "pooling", "network", "normalization",
             "generic")
-KINDS = ("bug", "correct")
+#: "bug": the check must fail; "correct": it must pass; "hazard": the gradients are
+#: right but the layer writes into its caller's data: it must pass with a hazard.
+KINDS = ("bug", "correct", "hazard")
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,9 @@ class Case:
     family : str
         One of :data:`FAMILIES`.
     kind : str
-        ``"bug"`` (check_layer must fail) or ``"correct"`` (it must pass).
+        ``"bug"`` (check_layer must fail), ``"correct"`` (it must pass) or
+        ``"hazard"`` (it must pass and report a hazard: the layer writes into
+        its caller's data but its gradients are right).
     description : str
         One sentence a user would understand.
     build : callable
@@ -1093,7 +1098,7 @@ class InPlaceReLU(ReLU):
         return x
 
 
-@_case("relu_mutates_its_input", "generic", "bug",
+@_case("relu_mutates_its_input", "generic", "hazard",
        "An in-place ReLU writes its output into the input array x (np.maximum(x, 0, out=x)), "
        "corrupting the caller's activations.")
 def _(rng):

@@ -31,6 +31,10 @@ def test_check_layer_fails_every_bug_and_passes_every_correct_layer(case, gradch
     if case.kind == "bug":
         assert not result.passed, (
             f"the bug {case.name!r} was NOT detected: {case.description}\n{result.message()}")
+    elif case.kind == "hazard":
+        assert result.passed and result.hazards, (
+            f"the hazard {case.name!r} was not reported as one: {case.description}\n"
+            f"{result.message()}")
     else:
         assert result.passed, (
             f"the correct layer {case.name!r} was wrongly rejected: {case.description}\n"
@@ -51,8 +55,8 @@ def test_the_same_verdicts_with_finite_differences_as_the_only_oracle(case, grad
     result = gradcheck.check_layer(layer, x, complex_step=False)
     gradcheck_recorder.record_detection(case=case.name, family=case.family, kind=case.kind,
                                         oracle="central differences only", result=result)
-    expected = case.kind == "correct"
-    assert result.passed == expected, (
+    expected = case.kind != "bug"
+    assert result.passed == expected and bool(result.hazards) == (case.kind == "hazard"), (
         f"{case.kind} {case.name!r} got passed={result.passed} with finite differences only: "
         f"{case.description}\n{result.message()}")
 
@@ -60,9 +64,11 @@ def test_the_same_verdicts_with_finite_differences_as_the_only_oracle(case, grad
 def test_the_catalog_is_large_and_realistic():
     bugs = [c for c in CASES if c.kind == "bug"]
     correct = [c for c in CASES if c.kind == "correct"]
+    hazards = [c for c in CASES if c.kind == "hazard"]
     assert len(bugs) >= 30
     assert len(correct) >= 10
-    assert len(bugs) + len(correct) == len(CASES)
+    assert len(hazards) >= 1
+    assert len(bugs) + len(correct) + len(hazards) == len(CASES)
     assert {c.kind for c in CASES} <= set(KINDS)
     names = [c.name for c in CASES]
     assert len(set(names)) == len(names), "case names must be unique"

@@ -215,12 +215,12 @@ def test_python_m_gradcheck_help():
 def test_verify_command_is_what_make_verify_runs():
     assert cli.verify_command(python="py") == [
         "py", "-m", "pytest", "property_tests/reference_impls", "property_tests/detection", "-q",
-        "--hypothesis-profile=ci", "--gradcheck-report=reports"]
+        "--hypothesis-profile=ci", "--gradcheck-report=reports", "--gradcheck-strict"]
     command = cli.verify_command(profile="thorough", seed=7, out=Path("/tmp/r"), jobs=2)
     assert command[0] == sys.executable
     assert command[3:] == [
         "property_tests/reference_impls", "property_tests/detection", "-q",
-        "--hypothesis-profile=thorough", "--gradcheck-report=/tmp/r", "-n", "2",
+        "--hypothesis-profile=thorough", "--gradcheck-report=/tmp/r", "--gradcheck-strict", "-n", "2",
         "--hypothesis-seed=7"]
 
 

@@ -6,8 +6,10 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pytest
 
 import gradcheck
+import gradcheck.report as report_module
 from gradcheck.pytest_plugin import Recorder
 from gradcheck.report import (
     DETAILED_COLUMNS, DETAILED_CSV, DETECTION_CSV, SUMMARY_COLUMNS, SUMMARY_CSV, format_summary,
@@ -173,6 +175,48 @@ def test_the_plugin_records_function_pairs_and_value_and_grad_checks(pytester):
     assert detailed["config"].iloc[0] == '{"style": "pair"}'
 
 
+HAZARD_TEST = """
+import numpy as np
+from reference_impls import ReLU
+
+
+class InPlaceReLU(ReLU):
+    def forward(self, x):
+        np.maximum(x, 0.0, out=x)            # writes into the caller's array
+        return super().forward(x)
+
+
+def test_in_place(check_gradients):
+    check_gradients(InPlaceReLU(), np.random.default_rng(0).normal(size=(3, 4)))
+
+
+def test_in_place_not_strict_here(check_gradients):
+    check_gradients(InPlaceReLU(), np.random.default_rng(0).normal(size=(3, 4)), strict=False)
+"""
+
+
+@pytest.mark.parametrize("strict, outcomes", [(False, dict(passed=2)),
+                                              (True, dict(passed=1, failed=1))])
+def test_gradcheck_strict_makes_the_fixtures_checks_fail_on_hazards(pytester, strict, outcomes):
+    pytester.makepyfile(test_inner=HAZARD_TEST)
+    args = ["-p", "no:cacheprovider", "-W", "ignore::gradcheck.HazardWarning"]
+    result = pytester.runpytest_subprocess(*args, *(["--gradcheck-strict"] if strict else []))
+    result.assert_outcomes(**outcomes)
+    if strict:
+        result.stdout.fnmatch_lines(["*1 hazard(s) (strict)*",
+                                     "*hazard: layer.forward modified its input x*"])
+
+
+def test_hazard_cases_are_expected_to_pass_with_a_hazard():
+    recorder = Recorder()
+    layer_passes = gradcheck.check_layer(Dense(np.ones((2, 2)), np.zeros((2, 1))), np.ones((2, 3)))
+    assert not recorder.record_detection(case="c", family="f", kind="hazard", oracle="o",
+                                         result=layer_passes)     # passed, but no hazard
+    lines = report_module.detection_rates(recorder.detections)
+    assert "hazards passed and reported 0 / 1" in lines[0]
+    assert "unexpected verdicts: c" in lines[1]
+
+
 def test_the_plugin_writes_nothing_without_the_option(pytester):
     pytester.makepyfile(test_inner=INNER_TEST)
     pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1, failed=1)
@@ -198,6 +242,7 @@ import numpy as np
 import pytest
 
 import gradcheck
+import gradcheck.report as report_module
 from reference_impls import Dense
 
 
