@@ -19,7 +19,9 @@ copied and what is perturbed in place:
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
+import numbers
 from contextlib import contextmanager
 
 import numpy as np
@@ -41,16 +43,31 @@ def _call(what, caller, fn, *args):
         raise
 
 
-def as_float(value, what, complex_=False):
-    """``value`` as a float64 (or complex128) array: refuse other dtypes and NaN/inf."""
+def as_float(value, what, complex_=False, finite=True):
+    """``value`` as a float64 (or complex128) array: refuse other dtypes (and NaN/inf if ``finite``).
+
+    With ``complex_`` a real result is taken as complex with no imaginary
+    part: an output that does not depend on the perturbed tensor stays real.
+    """
+    if value is None:
+        raise TypeError(f"`{what}` is None; expected a float array")
     out = np.asarray(value)
+    if complex_ and out.dtype.name in PRECISIONS:
+        out = out.astype(np.complex128)
     kinds = ("complex128",) if complex_ else tuple(PRECISIONS)
     if out.dtype.name not in kinds:
         raise TypeError(
             f"`{what}` gave dtype {out.dtype}; expected {' or '.join(kinds)}"
             + ("" if complex_ else ": gradients are checked in floating point"))
-    require_finite(what, out)
+    if finite:
+        require_finite(what, out)
     return np.array(out, dtype=np.complex128 if complex_ else np.float64, copy=True)
+
+
+_PROBE_NOTE = (
+    "(at a point gradcheck made by moving a tensor by its step, not at the given input: "
+    "does the function's domain end within a step of the input (log, sqrt, 1/x near 0)? "
+    "a smaller `step=` keeps the probes inside it)")
 
 
 class _InPlace:
@@ -60,14 +77,20 @@ class _InPlace:
     step); ``intact`` finds and undoes writes by the user's code.
     """
 
-    def __init__(self, owner, where):
+    def __init__(self, owner, where, keys=None):
         self.owner, self.where = owner, where
-        self.snapshot = {k: v.copy() for k, v in owner.items()}
-        self.originals = dict(owner)
+        keys = list(owner) if keys is None else list(keys)
+        self.snapshot = {k: owner[k].copy() for k in keys}
+        self.originals = {k: owner[k] for k in keys}
+        self.all_keys = set(owner)
 
     def intact(self, when):
         problems = []
         for key, before in self.snapshot.items():
+            if self.owner.get(key) is not self.originals[key]:
+                problems.append(f"{when} replaced {self.where}[{key!r}] by another object; "
+                                "gradcheck put the original back")
+                self.owner[key] = self.originals[key]
             found = changed(f"{when} modified {self.where}[{key!r}]", before, self.owner[key])
             if found:
                 problems.append(found + "; gradcheck restored it")
@@ -75,6 +98,8 @@ class _InPlace:
         return problems
 
     def restore(self):
+        for key in set(self.owner) - self.all_keys:
+            del self.owner[key]           # keys the user's code added
         for key, value in self.originals.items():
             self.owner[key] = value
             np.copyto(value, self.snapshot[key])
@@ -113,6 +138,11 @@ class Case:
         self.calls = 0
         self.out_dtype = None
         self.output_shapes = None
+        #: Set by the core once the self-checks are done: the forward is then
+        #: called at points the checker made, which a message must say.
+        self.probing = False
+        #: How the upstream gradients are named in messages, one per output.
+        self.dout_names = ["dout"]
 
     # -- what adapters provide
     def _outputs(self, watch):
@@ -149,12 +179,17 @@ class Case:
         argument the forward wrote into.
         """
         self.calls += 1
-        raw, problems = self._outputs(watch)
+        what = self.forward_what
+        try:
+            raw, problems = self._outputs(watch)
+            outs = [as_float(r, what if len(raw) == 1 else f"{what}[{k}]", complex_)
+                    for k, r in enumerate(raw)]
+        except Exception as error:
+            if self.probing:
+                error.add_note(_PROBE_NOTE)
+            raise
         if self.out_dtype is None and raw:
             self.out_dtype = np.asarray(raw[0]).dtype.name
-        what = self.forward_what
-        outs = [as_float(r, what if len(raw) == 1 else f"{what}[{k}]", complex_)
-                for k, r in enumerate(raw)]
         if self.output_shapes is None:
             self.output_shapes = tuple(o.shape for o in outs)
         flat = np.concatenate([o.reshape(-1) for o in outs]) if outs else np.zeros(0)
@@ -178,7 +213,9 @@ class Case:
         """
         douts = [d.copy() for d in self.split(G)]
         raw, passed = self._gradients(douts)
-        grads = {name: as_float(raw[name], self._grad_what(name)) for name in self.tensors}
+        # A NaN or inf in a gradient is a wrong gradient, judged as one (not refused).
+        grads = {name: as_float(raw[name], self._grad_what(name), finite=False)
+                 for name in self.tensors}
         return grads, np.concatenate([np.asarray(p, dtype=np.float64).reshape(-1)
                                       for p in passed]) if passed else np.zeros(0)
 
@@ -337,6 +374,9 @@ class FunctionCase(Case):
 
     A forward that returns a bare array (no tuple) has one output and no
     cache; its backward is then called as ``backward(dout, *args)``.
+    ``owner``: a dict of float arrays the function reads at call time (a
+    model's ``params``), perturbed in place; its tensors come after the
+    arguments', and ``wrt=None`` then differentiates no argument.
     """
 
     caller = "check_function"
@@ -349,7 +389,10 @@ class FunctionCase(Case):
         self.candidates = [k for k, a in enumerate(self.args)
                            if _is_float_array(a) or _is_float_dict(a)]
         self.wrt_given = wrt is not None
-        positions = self._positions(wrt) if wrt is not None else list(self.candidates)
+        if wrt is not None:
+            positions = self._positions(wrt)
+        else:
+            positions = [] if owner is not None else list(self.candidates)
         for k in positions:
             self._validate_arg(k)
         self.slots = [_Slot(k, self.arg_names[k], self.args[k]) for k in positions]
@@ -361,16 +404,19 @@ class FunctionCase(Case):
                 tensors[tname] = value.copy()
                 self.tensor_of[(slot.position, key)] = tname
         if owner is not None:
-            self.owner = _InPlace(owner, "params")
-            for key, value in owner.items():
+            keys = [k for k, v in owner.items() if _is_float_array(v)]
+            for key in keys:
+                validate_float(f"params[{key!r}]", owner[key])
+            self.owner = _InPlace(owner, "params", keys)
+            for key in keys:
                 tname = str(key) if str(key) not in tensors else f"params[{key!r}]"
-                tensors[tname] = value
+                tensors[tname] = owner[key]
                 self.tensor_of[("params", key)] = tname
         if not tensors:
             raise ValueError(
                 f"`args` of {self.fn_name} hold no floating-point array to differentiate "
                 f"(got {', '.join(type(a).__name__ for a in self.args) or 'none'}): pass the "
-                "float64 inputs, or name them with `wrt`")
+                "float64 inputs as numpy arrays, or name them with `wrt`")
         labels = {t: "d" + t for t in tensors}
         signature = ", ".join(self.arg_names)
         super().__init__(str(name) if name is not None else self.fn_name, tensors, labels,
@@ -381,20 +427,32 @@ class FunctionCase(Case):
         return f"{_function_name(self.backward)}(dout, cache)"
 
     def _positions(self, wrt):
-        items = [wrt] if isinstance(wrt, (int, str)) else list(wrt)
+        if isinstance(wrt, str) or (isinstance(wrt, numbers.Integral)
+                                    and not isinstance(wrt, (bool, np.bool_))):
+            items = [wrt]
+        elif isinstance(wrt, (tuple, list)):
+            items = list(wrt)
+        else:
+            raise TypeError(f"`wrt` must be a position, a parameter name of {self.fn_name}, or a "
+                            f"tuple of them, got {wrt!r}")
         if not items:
-            return []
+            raise ValueError(f"`wrt` is empty ({wrt!r}): name at least one argument of "
+                             f"{self.fn_name} to differentiate, or leave it None")
         positions = []
         for item in items:
-            if isinstance(item, (int, np.integer)) and not isinstance(item, bool) \
+            if isinstance(item, numbers.Integral) and not isinstance(item, (bool, np.bool_)) \
                     and -len(self.args) <= item < len(self.args):
-                positions.append(int(item) % len(self.args))
+                position = int(item) % len(self.args)
             elif isinstance(item, str) and item in self.arg_names:
-                positions.append(self.arg_names.index(item))
+                position = self.arg_names.index(item)
             else:
                 raise ValueError(
                     f"`wrt` has {item!r}; it takes positions 0..{len(self.args) - 1} or the "
                     f"parameter names of {self.fn_name}: {self.arg_names}")
+            if position in positions:
+                raise ValueError(f"`wrt` names argument {self.arg_names[position]!r} twice: "
+                                 f"{wrt!r}")
+            positions.append(position)
         return positions
 
     def _validate_arg(self, k):
@@ -432,6 +490,11 @@ class FunctionCase(Case):
         for (k, key), tname in self.tensor_of.items():
             if k == "params":
                 continue
+            if key is not None and key not in call[k]:
+                problems.append(f"{self.fn_name} removed {key!r} from its argument "
+                                f"{self.arg_names[k]} (a dict the caller passed; gradcheck "
+                                "passes copies)")
+                continue
             passed = call[k] if key is None else call[k][key]
             found = changed(f"{self.fn_name} modified its argument {tname}", self.tensors[tname],
                             np.asarray(passed))
@@ -447,16 +510,24 @@ class FunctionCase(Case):
 
     def _outputs(self, watch):
         call, result = self._run_forward()
-        if isinstance(result, tuple):
+        if isinstance(result, (tuple, list)):
             if len(result) < 2:
                 raise TypeError(
-                    f"`{self.forward_what}` returned a tuple of {len(result)}; a forward returns "
-                    "(*outputs, cache), or one array when it keeps no cache")
+                    f"`{self.forward_what}` returned a {type(result).__name__} of {len(result)}; "
+                    "a forward returns (*outputs, cache), or one array when it keeps no cache")
             outputs, self._cache = list(result[:-1]), result[-1]
             self.has_cache = True
         else:
             outputs, self._cache = [result], call
             self.has_cache = False
+        for k, out in enumerate(outputs):
+            if isinstance(out, (tuple, list, dict)):
+                raise TypeError(
+                    f"`{self.forward_what}` returned a {type(out).__name__} as output {k}; a "
+                    "forward returns (*outputs, cache) with each output an array: return "
+                    "(a, b, cache), not ((a, b), cache)")
+        self.dout_names = _parameter_names(self.backward, len(outputs)) \
+            if self.has_cache else ["dout"]
         return outputs, (self._watch(call) if watch else [])
 
     def _gradients(self, douts):
@@ -471,25 +542,18 @@ class FunctionCase(Case):
 
     def _match(self, returned):
         """Name the gradients the backward returned: one per differentiable argument, in order."""
-        items = list(returned) if isinstance(returned, (tuple, list)) else [returned]
         slots = self.slots
-        if len(items) != len(slots) and len(items) == len(self.candidates):
+        many = isinstance(returned, (tuple, list))
+        items = list(returned) if many else [returned]
+        if len(slots) == 1 and many and len(items) != 1 \
+                and _one_gradient(returned, self.tensors[self.tensor_of[_first_key(slots[0])]]):
+            items = [returned]                     # one gradient, given as a nested list
+        if len(items) != len(slots) and self.wrt_given and len(items) == len(self.candidates):
             # every floating argument's gradient returned; `wrt` picks some of them
-            chosen = {s.position for s in slots}
-            items = [g for k, g in zip(self.candidates, items) if k in chosen]
-        elif len(slots) == 1 and len(items) != 1:
-            items = [returned]          # one gradient, given as a nested list
-        if len(items) != len(slots) and not self.wrt_given and len(items) == 1 \
-                and isinstance(items[0], dict) and sum(s.keys is not None for s in slots) == 1:
-            slots = [s for s in slots if s.keys is not None]   # the one dict argument
-            self._drop_others(slots)
+            by_position = dict(zip(self.candidates, items))
+            items = [by_position.get(s.position) for s in slots]
         if len(items) != len(slots):
-            names = [s.name for s in self.slots]
-            raise ValueError(
-                f"`{self.backward_what}` returned {len(items)} gradient(s), expected "
-                f"{len(slots)}: one per differentiable argument of {self.fn_name}, in order "
-                f"({', '.join(names)}); pass `wrt` (positions or names) when only some "
-                "arguments are differentiated")
+            raise ValueError(self._count_message(len(items), len(slots)))
         grads = {}
         for slot, item in zip(slots, items):
             if slot.keys is None:
@@ -503,14 +567,16 @@ class FunctionCase(Case):
                 grads[self.tensor_of[(slot.position, key)]] = item[key]
         return grads
 
-    def _drop_others(self, keep):
-        kept = {s.position for s in keep}
-        for (k, key), tname in list(self.tensor_of.items()):
-            if k != "params" and k not in kept:
-                del self.tensor_of[(k, key)]
-                del self.tensors[tname]
-                del self.labels[tname]
-        self.slots = list(keep)
+    def _count_message(self, got, expected):
+        names = ", ".join(s.name for s in self.slots)
+        passed_through = [f"{self.arg_names[k]} ({_kind(a)})" for k, a in enumerate(self.args)
+                          if k not in {s.position for s in self.slots}
+                          and isinstance(a, (float, np.floating, dict, np.ndarray))]
+        return (f"`{self.backward_what}` returned {got} gradient(s), expected {expected}: one "
+                f"per differentiable argument of {self.fn_name}, in order ({names})"
+                + (f"; not differentiated: {', '.join(passed_through)} (only numpy float "
+                   "arrays and dicts of them are)" if passed_through else "")
+                + "; pass `wrt` (positions or names) to say which arguments are differentiated")
 
     def intact(self, when):
         return self.owner.intact(when) if self.owner is not None else []
@@ -532,30 +598,57 @@ class FunctionCase(Case):
                     args.append(copy.deepcopy(value))
             if self.owner is not None:
                 args.append({key: leaves[self.tensor_of[("params", key)]]
-                             for key in self.owner.owner})
+                             for key in self.owner.originals})
             return torch_fn(*args)
         return call
+
+
+def _first_key(slot):
+    return slot.position, (None if slot.keys is None else slot.keys[0])
+
+
+def _one_gradient(value, tensor):
+    """Whether a list or tuple is one gradient of ``tensor`` written as nested lists."""
+    try:
+        return np.asarray(value, dtype=np.float64).shape == tensor.shape
+    except (TypeError, ValueError):
+        return False
+
+
+def _kind(value):
+    if isinstance(value, dict):
+        return "a dict with values that are not all float arrays"
+    if isinstance(value, np.ndarray):
+        return f"an array of dtype {value.dtype}"
+    return f"a {type(value).__name__}"
+
+
+def _owner_params(fn):
+    """The ``params`` dict of the object a bound method (or a partial of one) belongs to."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    params = getattr(getattr(fn, "__self__", None), "params", None)
+    if isinstance(params, dict) and any(_is_float_array(v) for v in params.values()):
+        return params
+    return None
 
 
 class ValueAndGradCase(FunctionCase):
     """``fn(*args) -> (value, gradients)``: a scalar and the gradient(s) of the differentiable args.
 
-    When ``fn`` is a bound method of an object with a ``params`` dict of float
-    arrays (``model.loss``), those params are the differentiable tensors
-    (perturbed in place, restored bit for bit) unless ``wrt`` names arguments
-    too, and ``fn`` returns their gradients as a dict keyed like ``params``.
+    When ``fn`` is a bound method (or a ``functools.partial`` of one) of an
+    object with a ``params`` dict (``model.loss``), its float arrays are the
+    differentiable tensors (perturbed in place, restored bit for bit) and
+    ``fn`` returns their gradients as a dict keyed like them. With ``wrt``
+    naming arguments too, ``fn`` returns ``(*their gradients, params_grads)``.
+    A function that returns one dict for its one dict-of-arrays argument is
+    checked over that argument alone (its other arguments are data).
     """
 
     caller = "check_value_and_grad"
 
     def __init__(self, fn, args, *, wrt=None, name=None):
-        owner = getattr(getattr(fn, "__self__", None), "params", None)
-        owner = owner if _is_float_dict(owner) else None
-        if owner is not None:
-            for key, value in owner.items():
-                validate_float(f"params[{key!r}]", value)
-        if owner is not None and wrt is None:
-            wrt = ()
+        owner = _owner_params(fn)
         super().__init__(fn, None, args, wrt=wrt, name=name, owner=owner)
         self.forward_what = f"{self.fn_name}({', '.join(self.arg_names)})"
 
@@ -579,14 +672,45 @@ class ValueAndGradCase(FunctionCase):
         self.evaluate()
         (dout,) = douts
         grads = self._match_value_and_grad(self._returned)
-        return {k: as_float(g, self._grad_what(k)) * dout for k, g in grads.items()}, [dout]
+        return {k: as_float(g, self._grad_what(k), finite=False) * dout
+                for k, g in grads.items()}, [dout]
 
     def _match_value_and_grad(self, returned):
-        if self.owner is not None and not self.slots:
-            keys = list(self.owner.owner)
-            if not isinstance(returned, dict) or set(returned) != set(keys):
-                got = sorted(returned) if isinstance(returned, dict) else type(returned).__name__
-                raise ValueError(f"`{self.backward_what}` must be a dict with the keys of "
-                                 f"params {sorted(keys)}, got {got}")
-            return {self.tensor_of[("params", k)]: returned[k] for k in keys}
-        return self._match(returned)
+        if self.owner is None:
+            dicts = [s for s in self.slots if s.keys is not None]
+            if isinstance(returned, dict) and not self.wrt_given and len(self.slots) > 1 \
+                    and len(dicts) == 1:
+                self._keep_only(dicts)               # a loss of (params, X, y): X is data
+            if isinstance(returned, dict) and not any(s.keys is not None for s in self.slots):
+                raise ValueError(
+                    f"`{self.fn_name}` returned its gradients as a dict (keys "
+                    f"{sorted(returned)}), but no argument is a dict of float arrays and it is "
+                    "not a bound method of an object with a `params` dict: pass the model's "
+                    "method itself (model.loss), or the params dict as an argument")
+            return self._match(returned)
+        params = returned
+        grads = {}
+        if self.slots:
+            if not (isinstance(returned, (tuple, list)) and len(returned) == len(self.slots) + 1):
+                raise ValueError(
+                    f"`{self.backward_what}` must be ({', '.join('d' + s.name for s in self.slots)}"
+                    f", params_grads) when `wrt` names arguments of a model's method, got "
+                    f"{type(returned).__name__}")
+            *rest, params = returned
+            grads = self._match(tuple(rest) if len(rest) > 1 else rest[0])
+        keys = list(self.owner.originals)
+        if not isinstance(params, dict) or not set(keys) <= set(params):
+            got = sorted(params) if isinstance(params, dict) else type(params).__name__
+            raise ValueError(f"`{self.backward_what}` must give a dict with the keys of the "
+                             f"model's float params {sorted(keys)}, got {got}")
+        grads.update({self.tensor_of[("params", k)]: params[k] for k in keys})
+        return grads
+
+    def _keep_only(self, keep):
+        kept = {s.position for s in keep}
+        for (k, key), tname in list(self.tensor_of.items()):
+            if k != "params" and k not in kept:
+                del self.tensor_of[(k, key)]
+                del self.tensors[tname]
+                del self.labels[tname]
+        self.slots = list(keep)

@@ -261,12 +261,15 @@ def check_value_and_grad(fn, *args, wrt=None, **options):
     Parameters
     ----------
     fn : callable
-        ``fn(*args) -> (value, gradients)``. A bound method of an object with
-        a ``params`` dict of float arrays (``model.loss``) is checked with
-        respect to those params (perturbed in place and restored bit for bit;
-        ``fn`` must read them when called), and returns their gradients as a
-        dict with the same keys; its data arguments are then not
-        differentiated unless ``wrt`` says so.
+        ``fn(*args) -> (value, gradients)``. A bound method (or a
+        ``functools.partial`` of one) of an object with a ``params`` dict
+        (``model.loss``) is checked with respect to the float arrays in those
+        params (perturbed in place and restored bit for bit; ``fn`` must read
+        them when called), and returns their gradients as a dict with the same
+        keys; its data arguments are then not differentiated unless ``wrt``
+        says so, and ``fn`` then returns ``(*their gradients, params_grads)``.
+        A function returning one dict for its one dict-of-arrays argument
+        (``loss(params, X, y)``) is checked over that argument alone.
     *args
         As for :func:`check_function`: integer labels, masks, dicts of
         hyperparameters reach ``fn`` unchanged. Never modified.

@@ -102,6 +102,7 @@ def check(case, options):
                 f"{precision.step:.2g} and tolerance {precision.fd_tolerance:g}; errors smaller "
                 "than that cannot be seen. Check a float64 copy of it for a tight verdict."),
                 stacklevel=4)
+        case.probing = True
         use_complex = _use_complex_step(case, options.complex_step, precision_name)
         analytic, shape_notes = _conform(analytic, case.tensors)
         probing = _probing(case, G, y, precision, use_complex, options)
@@ -187,11 +188,12 @@ def _self_checks(case, dout, seed):
     grads_zero, _ = case.vjp(np.zeros_like(G))
     grads_two, _ = case.vjp(2 * G)
     analytic, passed = case.vjp(G)
-    found = changed(f"{backward} modified its argument dout", G, passed)
-    if found:
-        hazards.append(found + " (an in-place update of dout? a caller that reuses dout, "
-                               "as a network passing it on to another branch does, gets it "
-                               "corrupted)")
+    for name, before, after in zip(case.dout_names, case.split(G), case.split(passed)):
+        found = changed(f"{backward} modified its argument {name}", before, after)
+        if found:
+            hazards.append(found + " (an in-place update of an upstream gradient? a caller "
+                                   "that reuses it, as a network passing it on to another "
+                                   "branch does, gets it corrupted)")
     hazards += case.intact(backward)
     found = nonlinearity(grads_zero, analytic, grads_two, _out_eps(case))
     if found:
@@ -559,8 +561,16 @@ def _tensor_check(case, name, scale, pair, marks):
         nondifferentiable=int(np.count_nonzero(marks.nondiff & ~marks.excluded)),
         diagnosis=(tuple(diagnose(analytic, reference, mismatch, sizes=_sizes(case),
                                   batch_axes=_batch_axes(analytic.shape, case.output_shapes)))
-                   if finite else ()) + _kink_note(marks.outside, mismatch),
+                   if finite else _non_finite_note(analytic)) + _kink_note(marks.outside,
+                                                                          mismatch),
     )
+
+
+def _non_finite_note(analytic):
+    bad = ~np.isfinite(analytic)
+    first = tuple(int(i) for i in np.argwhere(bad)[0])
+    return (f"the gradient has {int(bad.sum())} non-finite entries (NaN or inf), the first at "
+            f"{first}: a division by zero, or a log or sqrt of 0, in the backward?",)
 
 
 def _kink_note(outside, mismatch):

@@ -43,9 +43,13 @@ def error_floor(pairs, noise, tolerance):
 
 
 def gradient_scale(pairs):
-    """Return ``M``: the largest ``|a_i|`` or ``|r_i|`` over ``pairs`` of arrays."""
-    return max((float(np.max(np.abs(arr), initial=0.0)) for pair in pairs for arr in pair),
-               default=0.0)
+    """Return ``M``: the largest finite ``|a_i|`` or ``|r_i|`` over ``pairs`` of arrays.
+
+    NaN and inf (a broken gradient) are left out: they fail their own entries
+    and must not make the floor of the others NaN.
+    """
+    return max((float(np.max(np.abs(arr[np.isfinite(arr)]), initial=0.0))
+                for pair in pairs for arr in map(np.asarray, pair)), default=0.0)
 
 
 def relative_errors(analytic, reference, floor):

@@ -615,3 +615,171 @@ def test_a_models_loss_with_its_torch_twin_taking_the_params_last():
     torch_checks = [c for c in result.checks if c.oracle == "torch"]
     assert sorted(c.tensor for c in torch_checks) == ["W1", "W2", "b1", "b2"]
     assert max(c.max_rel_error for c in torch_checks) < 1e-12
+
+
+# ------------------------------------------- what users pass, as they pass it
+class LinearModel:
+    """A model whose params hold a float hyperparameter besides its arrays."""
+
+    def __init__(self, rng, with_dX=False):
+        self.params = {"W": rng.normal(size=(3, 2)), "reg": 0.1, "idx": np.arange(2)}
+        self.with_dX = with_dX
+
+    def loss(self, X, y):
+        W = self.params["W"]
+        r = X @ W - y
+        loss = 0.5 * np.sum(r ** 2) + 0.5 * self.params["reg"] * np.sum(W ** 2)
+        grads = {"W": X.T @ r + self.params["reg"] * W}
+        return (loss, (r @ W.T, grads)) if self.with_dX else (loss, grads)
+
+
+def _linear_data(seed=18):
+    rng = _rng(seed)
+    return rng.normal(size=(4, 3)), rng.normal(size=(4, 2))
+
+
+def test_a_models_params_with_hyperparameters_and_a_partial_of_its_loss():
+    import functools
+
+    X, y = _linear_data()
+    model = LinearModel(_rng(19))
+    result = gradcheck.check_value_and_grad(model.loss, X, y)
+    assert result.passed and [c.tensor for c in result.checks] == ["W"]
+    partial = gradcheck.check_value_and_grad(functools.partial(model.loss, y=y), X)
+    assert partial.passed and [c.tensor for c in partial.checks] == ["W"]
+    with_x = gradcheck.check_value_and_grad(LinearModel(_rng(19), with_dX=True).loss, X, y,
+                                            wrt="X")
+    assert with_x.passed and [c.tensor for c in with_x.checks] == ["X", "W"]
+
+
+def test_a_backward_with_more_gradients_than_differentiable_arguments_says_which_were_not():
+    def scale_forward(x, a):
+        return a * x, (x, a)
+
+    def scale_backward(dout, cache):
+        x, a = cache
+        return a * dout, np.sum(dout * x)
+
+    with pytest.raises(ValueError, match=r"returned 2 gradient\(s\), expected 1: .* not "
+                                         r"differentiated: a \(a float\)"):
+        gradcheck.check_function(scale_forward, scale_backward, _rng().normal(size=3), 0.5)
+
+
+def test_wrt_out_of_order_takes_each_gradient_for_its_own_argument():
+    result = gradcheck.check_function(affine_forward, affine_backward, *_affine_args(),
+                                      wrt=("w", 0))
+    assert result.passed, result.message()
+    assert [c.tensor for c in result.checks] == ["w", "x"]
+
+
+@pytest.mark.parametrize("wrt, error, match", [
+    (1.0, TypeError, r"`wrt` must be a position, a parameter name"),
+    (("x", "x"), ValueError, r"`wrt` names argument 'x' twice"),
+    ((), ValueError, r"`wrt` is empty"),
+])
+def test_wrt_that_cannot_be_meant_is_refused(wrt, error, match):
+    with pytest.raises(error, match=match):
+        gradcheck.check_function(affine_forward, affine_backward, *_affine_args(), wrt=wrt)
+
+
+def test_wrt_takes_numpy_integers():
+    result = gradcheck.check_function(affine_forward, affine_backward, *_affine_args(),
+                                      wrt=np.int64(1))
+    assert [c.tensor for c in result.checks] == ["w"]
+
+
+def test_a_function_pair_returning_only_a_dicts_gradient_must_say_wrt():
+    def forward(x, p):
+        return x @ p["W"], (x, p)
+
+    def backward(dout, cache):
+        x, p = cache
+        return {"W": x.T @ dout}
+
+    args = _rng().normal(size=(2, 3)), {"W": _rng(1).normal(size=(3, 2))}
+    with pytest.raises(ValueError, match=r"returned 1 gradient\(s\), expected 2"):
+        gradcheck.check_function(forward, backward, *args)
+    assert gradcheck.check_function(forward, backward, *args, wrt="p").passed
+
+
+def test_a_list_for_the_outputs_and_cache_is_taken_and_a_nested_tuple_refused():
+    x = _rng().normal(size=(2, 3))
+    listed = gradcheck.check_function(lambda x: [x ** 2, x], lambda dout, x: 2 * x * dout, x)
+    assert listed.passed
+    with pytest.raises(TypeError, match=r"returned a tuple as output 0.*not \(\(a, b\), cache\)"):
+        gradcheck.check_function(lambda x: ((x, 2 * x), None), lambda da, db, c: da, x)
+
+
+def test_the_complex_step_takes_an_output_that_does_not_depend_on_a_tensor():
+    def two(x, w):
+        return x @ w, np.sum(x ** 2), (x, w)
+
+    def two_backward(d1, d2, cache):
+        x, w = cache
+        return d1 @ w.T + 2 * d2 * x, x.T @ d1
+
+    rng = _rng(20)
+    result = gradcheck.check_function(two, two_backward, rng.normal(size=(2, 3)),
+                                      rng.normal(size=(3, 2)), complex_step=True)
+    assert result.passed, result.message()
+
+
+def test_a_domain_edge_within_a_step_is_said_to_be_the_probes_and_a_nan_gradient_fails():
+    def log_forward(x):
+        return np.log(x), x
+
+    x = np.full((2, 2), 1e-7)
+    with np.errstate(invalid="ignore"), pytest.raises(ValueError, match="non-finite") as info:
+        gradcheck.check_function(log_forward, lambda dout, x: dout / x, x)
+    assert any("at a point gradcheck made" in note and "`step=`" in note
+               for note in info.value.__notes__)
+    # A NaN the backward computes is a wrong gradient: a failed check, not an error.
+    z = _rng().normal(size=(2, 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        nan = gradcheck.check_function(np.sin, lambda dout, x: dout * np.cos(x) / (x - x), z)
+    assert not nan.passed
+    assert "non-finite entries" in nan.message()
+
+
+def test_a_forward_that_removes_a_key_or_a_model_that_adds_one_is_handled():
+    def pops(x, p):
+        W = p.pop("W")
+        return x @ W, (x, W)
+
+    def pops_backward(dout, cache):
+        x, W = cache
+        return dout @ W.T, {"W": x.T @ dout}
+
+    p = {"W": _rng(1).normal(size=(3, 2))}
+    result = gradcheck.check_function(pops, pops_backward, _rng().normal(size=(2, 3)), p)
+    assert result.passed and any("removed 'W' from its argument p" in h for h in result.hazards)
+    assert list(p) == ["W"]
+
+    class AddsKey(LinearModel):
+        def loss(self, X, y):
+            self.params["cache"] = X
+            return super().loss(X, y)
+
+    model = AddsKey(_rng(19))
+    keys = set(model.params)
+    assert gradcheck.check_value_and_grad(model.loss, *_linear_data()).passed
+    assert set(model.params) == keys
+
+
+def test_messages_name_a_missing_gradient_and_the_upstream_gradient_written_into():
+    with pytest.raises(TypeError, match=r"for 'w'` is None"):
+        gradcheck.check_function(affine_forward, lambda d, c: (affine_backward(d, c)[0], None,
+                                                               d.sum(0)), *_affine_args())
+
+    def lstm_like(x):
+        return np.tanh(x), x * 2, x
+
+    def backward_writes(dh, dc, x):
+        dc += dh                       # the classic in-place accumulation
+        return dh * (1 - np.tanh(x) ** 2) + (dc - dh) * 2
+
+    result = gradcheck.check_function(lstm_like, backward_writes, _rng().normal(size=(2, 3)))
+    assert result.passed, result.message()
+    (hazard,) = result.hazards
+    assert hazard.startswith("backward_writes modified its argument dc: 6 of 6 entries changed, "
+                             "the first at (0, 0)")
