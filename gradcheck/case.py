@@ -105,6 +105,40 @@ class _InPlace:
             np.copyto(value, self.snapshot[key])
 
 
+def _addresses(array):
+    """The memory address of every entry of ``array``, in C order of its indices."""
+    base = array.__array_interface__["data"][0]
+    index = np.indices(array.shape).reshape(array.ndim, -1)
+    return base + (np.asarray(array.strides, dtype=np.int64)[:, None] * index).sum(axis=0)
+
+
+def find_aliases(arrays, where):
+    """Arrays among ``arrays`` (name -> ndarray) that are the same memory: tied weights.
+
+    Returns ``{member: (head, positions)}``: entry ``i`` (C order) of
+    ``member`` is entry ``positions[i]`` of ``head``, the first array of its
+    group. The same array twice, or a transpose or reshape of another, is a
+    tie; arrays that share only part of their memory are refused.
+    """
+    found, heads = {}, []
+    for name, array in arrays.items():
+        head = next((h for h in heads if np.shares_memory(arrays[h], array)), None)
+        if head is None:
+            heads.append(name)
+            continue
+        first, this = _addresses(arrays[head]), _addresses(array)
+        order = np.argsort(first, kind="stable")
+        positions = order[np.clip(np.searchsorted(first[order], this), 0, len(first) - 1)]
+        if (array.size != first.size or array.dtype != arrays[head].dtype
+                or len(np.unique(this)) != this.size or np.any(first[positions] != this)):
+            raise ValueError(
+                f"`{where}[{name!r}]` shares part of its memory with `{where}[{head!r}]`: tie "
+                "them as the same array (or a transpose or reshape of it), or give each its own "
+                "copy (np.copy)")
+        found[name] = (head, positions)
+    return found
+
+
 class Case:
     """A function of named float tensors: outputs, a hand-written VJP, and what to call them.
 
@@ -143,6 +177,11 @@ class Case:
         self.probing = False
         #: How the upstream gradients are named in messages, one per output.
         self.dout_names = ["dout"]
+        #: Tied tensors left out of ``tensors``: member -> (head, positions), see
+        #: :func:`find_aliases`. Their gradients are added into the head's.
+        self.aliases = {}
+        #: Sentences for the result: what was checked in another way than asked.
+        self.notes = []
 
     # -- what adapters provide
     def _outputs(self, watch):
@@ -216,11 +255,33 @@ class Case:
         # A NaN or inf in a gradient is a wrong gradient, judged as one (not refused).
         grads = {name: as_float(raw[name], self._grad_what(name), finite=False)
                  for name in self.tensors}
+        for member, (head, positions) in self.aliases.items():
+            grads[head] = self._tied_sum(grads[head], head, member, positions, raw[member])
         return grads, np.concatenate([np.asarray(p, dtype=np.float64).reshape(-1)
                                       for p in passed]) if passed else np.zeros(0)
 
     def _grad_what(self, name):
         return f"{self.backward_what} for {name!r}"
+
+    def _tie(self, arrays, where):
+        """Leave tied arrays out of ``tensors``: each group is checked once, by its head."""
+        self.aliases = find_aliases(arrays, where)
+        for member, (head, _) in self.aliases.items():
+            del self.tensors[member]
+            self.labels[head] += " + " + self.labels.pop(member)
+            self.notes.append(
+                f"{where}[{member!r}] is the same memory as {where}[{head!r}] (tied weights): "
+                f"checked is the sum of their gradients, {self.labels[head]}, the derivative of "
+                "moving the shared entries (the only one defined)")
+
+    def _tied_sum(self, head_grad, head, member, positions, raw):
+        grad = as_float(raw, self._grad_what(member), finite=False)
+        if grad.size != positions.size or head_grad.shape != self.tensors[head].shape:
+            raise ValueError(f"`{self._grad_what(member)}` has shape {grad.shape}; tied to "
+                             f"{head!r}, its gradient must have the shape of {member!r}")
+        total = head_grad.reshape(-1).copy()
+        np.add.at(total, positions, grad.reshape(-1))
+        return total.reshape(head_grad.shape)
 
     @contextmanager
     def swapped(self, name, array):
@@ -256,6 +317,7 @@ class LayerCase(Case):
         label = str(name) if name is not None else str(getattr(layer, "name", None)
                                                        or type(layer).__name__)
         super().__init__(label, tensors, labels, "layer.forward(x)", "layer.backward(dout)")
+        self._tie(dict(layer.params), "layer.params")
 
     def _bind(self, name, array):
         if name != "x":
@@ -303,8 +365,9 @@ class LayerCase(Case):
         self.params.restore()
 
     def torch_call(self, torch_fn):
-        params = list(self.layer.params)
-        return lambda leaves: torch_fn(leaves["x"], {k: leaves[k] for k in params})
+        params = {k: v.shape for k, v in self.layer.params.items()}
+        return lambda leaves: torch_fn(leaves["x"], {k: _tied_leaf(leaves, self.aliases, k, shape)
+                                                     for k, shape in params.items()})
 
 
 def _validate_layer(layer):
@@ -422,6 +485,9 @@ class FunctionCase(Case):
         super().__init__(str(name) if name is not None else self.fn_name, tensors, labels,
                          f"{self.fn_name}({signature})", self._backward_what())
         self.has_cache = None
+        if self.owner is not None:
+            self._tie({tname: tensors[tname] for (where, _), tname in self.tensor_of.items()
+                       if where == "params"}, "params")
 
     def _backward_what(self):
         return f"{_function_name(self.backward)}(dout, cache)"
@@ -597,10 +663,19 @@ class FunctionCase(Case):
                 else:
                     args.append(copy.deepcopy(value))
             if self.owner is not None:
-                args.append({key: leaves[self.tensor_of[("params", key)]]
+                args.append({key: _tied_leaf(leaves, self.aliases, self.tensor_of[("params", key)],
+                                             self.owner.originals[key].shape)
                              for key in self.owner.originals})
             return torch_fn(*args)
         return call
+
+
+def _tied_leaf(leaves, aliases, name, shape):
+    """The torch leaf of tensor ``name``, or for a tied one, its head's entries in its shape."""
+    if name not in aliases:
+        return leaves[name]
+    head, positions = aliases[name]
+    return leaves[head].reshape(-1)[positions.tolist()].reshape(shape)
 
 
 def _first_key(slot):

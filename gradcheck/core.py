@@ -114,7 +114,7 @@ def check(case, options):
         case.restore()
     return CheckResult(layer=case.name, checks=tuple(checks), forward_calls=case.calls,
                        seed=options.seed, problems=tuple(problems), dtype=precision_name,
-                       hazards=tuple(hazards), strict=options.strict)
+                       hazards=tuple(hazards), strict=options.strict, notes=tuple(case.notes))
 
 
 def _validate_exclude(fd_exclude, shapes):
@@ -208,6 +208,13 @@ def _out_eps(case):
 
 
 def _use_complex_step(case, complex_step, precision_name):
+    if case.aliases:
+        # A complex copy of a tied tensor would leave its ties real: perturbing
+        # the shared memory in place (central differences) moves them all.
+        if complex_step:
+            case.notes.append("complex_step=True was not followed: tied tensors are "
+                              "differentiated by central differences, which move every tie")
+        return False
     if complex_step is None:
         return case.complex_safe and precision_name == "float64"
     if complex_step and precision_name != "float64":

@@ -173,6 +173,9 @@ class CheckResult:
         the check only when ``strict``.
     strict : bool
         Whether hazards fail the check (the ``strict=`` option).
+    notes : tuple of str
+        What was checked otherwise than asked, and why (tied weights checked
+        as the sum of their gradients).
     """
 
     layer: str
@@ -183,6 +186,7 @@ class CheckResult:
     dtype: str = "float64"
     hazards: tuple = ()
     strict: bool = False
+    notes: tuple = ()
 
     @property
     def passed(self):
@@ -215,6 +219,7 @@ class CheckResult:
         """Return the report of a failed check (or a one-line summary of a pass)."""
         failed = self.failures()
         hazards = [f"hazard: {h}" for h in self.hazards]
+        notes = [f"note: {n}" for n in self.notes]
         if self.passed:
             worst = max(self.checks, key=lambda c: c.max_rel_error / c.tolerance, default=None)
             detail = "" if worst is None else (
@@ -222,11 +227,10 @@ class CheckResult:
                 f"relative error {worst.max_rel_error:.2e} <= {worst.tolerance:.0e}"
             )
             head = f"gradient check of {self.layer} passed ({len(self.checks)} comparisons{detail})"
-            if not hazards:
-                return head
-            return "\n".join([head + f"; the gradients are right, but {len(hazards)} "
-                              "hazard(s) to the caller's data (strict=True fails them):"]
-                             + hazards)
+            if hazards:
+                head += (f"; the gradients are right, but {len(hazards)} hazard(s) to the "
+                         "caller's data (strict=True fails them):")
+            return "\n".join([head] + hazards + notes)
         head = (
             f"gradient check of {self.layer} failed: {len(failed)} of {len(self.checks)} "
             f"comparisons over tolerance"
@@ -235,7 +239,7 @@ class CheckResult:
                else "")
             + f" (seed={self.seed})"
         )
-        return "\n".join([head] + [f"self-check: {p}" for p in self.problems] + hazards
+        return "\n".join([head] + [f"self-check: {p}" for p in self.problems] + hazards + notes
                          + [c.describe() for c in failed])
 
     def raise_if_failed(self):

@@ -1256,6 +1256,49 @@ def _(rng):
     return Sigmoid(), _away_from_zero(rng, 4, 5, low=14.0, high=16.0)
 
 
+class ViewTiedAutoencoder:
+    """``x -> tanh(W x) -> Wᵀ h``: an encoder and a decoder sharing one weight matrix.
+
+    Written as people write it, with the decoder's weight a transpose view of
+    the encoder's, each with its own gradient; no hints for the checker.
+    """
+
+    def __init__(self, W):
+        self.params = {"W_enc": W, "W_dec": W.T}
+        self.grads = {}
+
+    def forward(self, x):
+        self.x = x
+        self.h = np.tanh(self.params["W_enc"] @ x)
+        return self.params["W_dec"] @ self.h
+
+    def backward(self, dout):
+        dh = self.params["W_dec"].T @ dout
+        dz = dh * (1 - self.h ** 2)
+        self.grads = {"W_dec": dout @ self.h.T, "W_enc": dz @ self.x.T}
+        return self.params["W_enc"].T @ dz
+
+
+@_case("tied_autoencoder", "network", "correct",
+       "An autoencoder whose decoder weight is the transpose of its encoder's (tied weights): "
+       "the shared matrix's gradient is the sum of both.")
+def _(rng):
+    return ViewTiedAutoencoder(rng.normal(size=(3, 4))), rng.normal(size=(4, 5))
+
+
+class TiedForgetsDecoder(ViewTiedAutoencoder):
+    def backward(self, dout):
+        dx = super().backward(dout)
+        self.grads["W_dec"] = np.zeros_like(self.grads["W_dec"])   # only the encoder's share
+        return dx
+
+
+@_case("tied_autoencoder_forgets_decoder", "network", "bug",
+       "Tied weights whose gradient keeps only the encoder's share and drops the decoder's.")
+def _(rng):
+    return TiedForgetsDecoder(rng.normal(size=(3, 4))), rng.normal(size=(4, 5))
+
+
 CASES: tuple[Case, ...] = tuple(_CASES)
 assert len({c.name for c in CASES}) == len(CASES), "case names must be unique"
 

@@ -381,3 +381,64 @@ def test_a_bad_exclusion_mask_is_named(fd_exclude, match):
     layer, x = _dense()
     with pytest.raises(ValueError, match=match):
         gradcheck.check_layer(layer, x, fd_exclude=fd_exclude)
+
+
+# ------------------------------------------------------------------ tied weights
+class TiedLinear:
+    """y = W_a x + W_b x with W_b the same memory as W_a (or its transpose, for square W)."""
+
+    def __init__(self, W, tie):
+        self.params = {"W_a": W, "W_b": tie(W)}
+        self.grads = {}
+
+    def forward(self, x):
+        self.x = x
+        return self.params["W_a"] @ x + self.params["W_b"] @ x
+
+    def backward(self, dout):
+        self.grads = {"W_a": dout @ self.x.T, "W_b": dout @ self.x.T}
+        return (self.params["W_a"] + self.params["W_b"]).T @ dout
+
+
+@pytest.mark.parametrize("tie", [lambda W: W, lambda W: W.T], ids=["same-array", "transpose"])
+@pytest.mark.parametrize("complex_step", [False, True])
+def test_tied_weights_are_checked_as_the_sum_of_their_gradients(tie, complex_step):
+    rng = np.random.default_rng(30)
+    W = rng.normal(size=(3, 3))
+    before = W.copy()
+    result = gradcheck.check_layer(TiedLinear(W, tie), rng.normal(size=(3, 4)),
+                                   complex_step=complex_step)
+    assert result.passed, result.message()
+    assert [(c.tensor, c.gradient) for c in result.checks] == [("x", "dx"), ("W_a", "dW_a + dW_b")]
+    assert "tied weights" in result.notes[0] and "note: " in result.message()
+    assert np.array_equal(W, before)
+    if complex_step:      # a complex copy would leave the tie real: said, and not done
+        assert any("complex_step=True was not followed" in n for n in result.notes)
+
+
+def test_a_wrong_share_of_tied_weights_fails_and_torch_sees_the_sum_too():
+    torch = pytest.importorskip("torch")
+
+    class DropsOneShare(TiedLinear):
+        def backward(self, dout):
+            dx = super().backward(dout)
+            self.grads["W_b"] = 0 * self.grads["W_b"]
+            return dx
+
+    rng = np.random.default_rng(31)
+    W, x = rng.normal(size=(3, 3)), rng.normal(size=(3, 4))
+    twin = lambda x, p: p["W_a"] @ x + p["W_b"] @ x                      # noqa: E731
+    good = gradcheck.check_layer(TiedLinear(W, lambda W: W.T), x, torch_fn=twin)
+    assert good.passed, good.message()
+    bad = gradcheck.check_layer(DropsOneShare(W, lambda W: W.T), x, torch_fn=twin)
+    assert {(c.tensor, c.oracle) for c in bad.failures()} == {("W_a", "finite_differences"),
+                                                              ("W_a", "torch")}
+
+
+def test_params_that_share_only_part_of_their_memory_are_refused_by_name():
+    W = np.random.default_rng(32).normal(size=(3, 3))
+    layer = TiedLinear(W, lambda W: W)
+    layer.params["W_b"] = W[:, :2]
+    with pytest.raises(ValueError, match=r"`layer.params\['W_b'\]` shares part of its memory "
+                                         r"with `layer.params\['W_a'\]`"):
+        gradcheck.check_layer(layer, np.ones((3, 2)))
