@@ -34,6 +34,9 @@ __all__ = ["check", "upstream_gradient", "G_STREAM", "PrecisionWarning", "Groupi
 #: Suspect entries refined before giving up on a tensor that shows no kink:
 #: a real bug makes every entry a suspect, and refining all would triple the cost.
 _REFINE_PROBE = 32
+#: Tie sets judged per tensor (4 forward calls each, 8 when a set is widened to
+#: every entry of its value); entries of further sets keep their own verdicts.
+_MAX_TIE_SETS = 64
 
 
 class PrecisionWarning(UserWarning):
@@ -371,9 +374,14 @@ def _full(probing, tensor, colorings, give_up=False):
     return grad, method
 
 
-def _refine_entries(probing, tensor, analytic, numeric, err, exclude):
+def _refine_entries(probing, tensor, pair, err, exclude, floor):
     """Look again at the entries over tolerance: kinks are left out, smooth ones re-estimated
-    (except after a complex step, whose value is already better than any difference)."""
+    (except after a complex step, whose value is already better than any difference), and
+    tied entries judged together (:func:`_judge_ties`).
+
+    Returns the refined reference and the :class:`_Marks` of the entries set apart.
+    """
+    analytic, numeric = pair
     nondiff = np.zeros(numeric.shape, dtype=bool)
     outside = np.zeros(numeric.shape, dtype=bool)
     tol = probing.tol
@@ -381,6 +389,7 @@ def _refine_entries(probing, tensor, analytic, numeric, err, exclude):
     flat = flat[np.argsort(-err.reshape(-1)[flat], kind="stable")]
     numeric = numeric.copy()
     informative = False
+    kinks = {}
     for k, position in enumerate(flat):
         if k >= _REFINE_PROBE and not informative:
             break
@@ -389,6 +398,8 @@ def _refine_entries(probing, tensor, analytic, numeric, err, exclude):
         found = num.refine(probe, h, probing.G, probing.y0, noise=probing.noise_delta)
         a = analytic[index]
         slack = tol * max(abs(found.low), abs(found.high), abs(a))
+        if found.kink:
+            kinks[int(position)] = found.moved
         if found.kink and found.low - slack <= a <= found.high + slack:
             nondiff[index] = informative = True
         elif found.kink:
@@ -397,7 +408,108 @@ def _refine_entries(probing, tensor, analytic, numeric, err, exclude):
         elif not probing.use_complex:
             informative |= abs(a - found.estimate) <= tol * max(abs(a), abs(found.estimate))
             numeric[index] = found.estimate
-    return numeric, nondiff, outside
+    ties = _judge_ties(probing, tensor, analytic, kinks, floor)
+    numeric.reshape(-1)[ties.wrong_at] = ties.wrong_reference
+    wrong = np.zeros(numeric.size, dtype=bool)
+    wrong[ties.wrong_at] = True
+    tied, wrong = ties.tied.reshape(numeric.shape), wrong.reshape(numeric.shape)
+    return numeric, _Marks(exclude, nondiff & ~tied & ~wrong, outside & ~tied, tied, ties.notes)
+
+
+@dataclass(frozen=True)
+class _Ties:
+    """What the tie sets of one tensor showed (flat positions)."""
+
+    tied: np.ndarray               # entries whose tie set's sum matched: judged right
+    wrong_at: np.ndarray           # one entry per tie set whose sum did not match
+    wrong_reference: np.ndarray    # the value there that would make its sum match
+    notes: tuple
+
+
+def _tie_sets(array, kinks):
+    """Candidate tie sets: entries at kinks with equal values whose footprints meet.
+
+    ``kinks`` maps flat positions to the outputs each entry moved. Entries of
+    equal value that move a common output are joined (union-find); sets of one
+    are no ties.
+    """
+    values = array.reshape(-1)
+    parent = {p: p for p in kinks}
+
+    def root(p):
+        while parent[p] != p:
+            parent[p] = parent[parent[p]]
+            p = parent[p]
+        return p
+
+    by_value = {}
+    for p in kinks:
+        by_value.setdefault(values[p].item(), []).append(p)
+    for members in by_value.values():
+        for i, p in enumerate(members):
+            for q in members[i + 1:]:
+                if root(p) != root(q) and np.any(kinks[p] & kinks[q]):
+                    parent[root(q)] = root(p)
+    sets = {}
+    for p in kinks:
+        sets.setdefault(root(p), []).append(p)
+    return [np.array(sorted(s)) for s in sets.values() if len(s) > 1]
+
+
+def _judge_ties(probing, tensor, analytic, kinks, floor):
+    """Judge entries at ties by what finite differences can decide: their sum.
+
+    Moving every entry of a tie (tied maxima, equal values that the forward
+    compares) together is smooth, and every valid subgradient gives the same
+    derivative along that direction: the gradient's sum over the set. A tie
+    set is tried first as found (:func:`_tie_sets`), then as every entry of
+    its value; a set that is not smooth along its direction is no tie (a ReLU
+    at 0) and its entries keep their one-sided verdicts.
+    """
+    values = tensor.array.reshape(-1)
+    a = analytic.reshape(-1)
+    tied = np.zeros(values.size, dtype=bool)
+    wrong_at, wrong_reference, notes = [], [], []
+    for members in _tie_sets(tensor.array, kinks)[:_MAX_TIE_SETS]:
+        for candidate in (members, np.flatnonzero(values == values[members[0]])):
+            direction = np.zeros(values.size)
+            direction[candidate] = 1.0
+            probe, h = num.direction_probe(tensor.evaluate, tensor.array,
+                                           direction.reshape(tensor.array.shape),
+                                           probing.precision.step)
+            found = num.refine(probe, h, probing.G, probing.y0, noise=probing.noise_delta)
+            if not found.kink:
+                break
+        if found.kink:
+            continue
+        total = float(np.sum(a[candidate]))
+        error = relative_errors(np.array([total]), np.array([found.estimate]), floor)[0]
+        if error <= probing.tol:
+            tied[members] = True
+            continue
+        first = int(members[0])
+        wrong_at.append(first)
+        wrong_reference.append(a[first] + found.estimate - total)
+        notes.append(_tie_note(tensor.array.shape, candidate, total, found.estimate))
+    if notes:
+        notes = [f"{len(notes)} tie(s) whose gradients do not add up to the derivative of "
+                 "moving the tie together (every valid tie-break gives that sum): the gradient of "
+                 "a tie sent to every tied entry (mask = window == max?), or lost or doubled "
+                 "where windows overlap?"] + notes[:3]
+    return _Ties(tied=tied, wrong_at=np.array(wrong_at, dtype=np.int64),
+                 wrong_reference=np.array(wrong_reference, dtype=np.float64), notes=tuple(notes))
+
+
+def _tie_note(shape, members, total, estimate):
+    first = tuple(int(i) for i in np.unravel_index(int(members[0]), shape))
+    ratio = total / estimate if estimate else np.inf
+    count = ""
+    if np.isfinite(ratio) and abs(ratio - round(ratio)) < 1e-6 and round(ratio) > 1:
+        count = (f" — {round(ratio)}× the derivative: the gradient of a tie sent to every "
+                 "tied entry instead of one (mask = window == max?)")
+    return (f"a tie of {len(members)} equal entries (the first at {first}) that move together: "
+            f"their gradients sum to {total:.10g}, moving them together changes J at "
+            f"{estimate:.10g}{count}")
 
 
 @dataclass(frozen=True)
@@ -470,10 +582,9 @@ def _numerical_checks(probing, analytic, exclude, options, problems):
         mask = exclude.get(t.name, np.zeros(analytic[t.name].shape, dtype=bool))
         a, n = analytic[t.name], numeric[t.name]
         err = relative_errors(a, np.where(mask, a, n), floor)
-        n, nondiff, outside = _refine_entries(probing, t, a, n, err, mask)
+        n, marks = _refine_entries(probing, t, (a, n), err, mask, floor)
         check = _tensor_check(case, t.name, _Scale(probing.oracle, methods[t.name], floor,
-                                                   probing.tol),
-                              (a, n), _Marks(mask, nondiff, outside))
+                                                   probing.tol), (a, n), marks)
         if not check.passed:
             extra = _structural_diagnosis(probing, t, a)
             if extra:
@@ -539,6 +650,8 @@ class _Marks:
     excluded: np.ndarray
     nondiff: np.ndarray
     outside: np.ndarray | None = None
+    tied: np.ndarray | None = None
+    notes: tuple = ()
 
     @classmethod
     def none(cls, shape):
@@ -549,7 +662,8 @@ class _Marks:
 def _tensor_check(case, name, scale, pair, marks):
     """Compare one tensor's ``pair`` = (analytic, reference) gradients: a TensorCheck."""
     analytic, reference = pair
-    skip = marks.excluded | marks.nondiff
+    tied = marks.tied if marks.tied is not None else np.zeros(analytic.shape, dtype=bool)
+    skip = marks.excluded | marks.nondiff | tied
     reference = np.where(skip, analytic, reference)
     err = relative_errors(analytic, reference, scale.floor)
     worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(err)), err.shape)) \
@@ -566,10 +680,12 @@ def _tensor_check(case, name, scale, pair, marks):
         reference=float(reference[worst]) if err.size else 0.0,
         excluded=int(np.count_nonzero(marks.excluded)), method=scale.method,
         nondifferentiable=int(np.count_nonzero(marks.nondiff & ~marks.excluded)),
-        diagnosis=(tuple(diagnose(analytic, reference, mismatch, sizes=_sizes(case),
-                                  batch_axes=_batch_axes(analytic.shape, case.output_shapes)))
-                   if finite else _non_finite_note(analytic)) + _kink_note(marks.outside,
-                                                                          mismatch),
+        tied=int(np.count_nonzero(tied & ~marks.excluded)),
+        diagnosis=marks.notes + (tuple(diagnose(analytic, reference, mismatch, sizes=_sizes(case),
+                                                batch_axes=_batch_axes(analytic.shape,
+                                                                       case.output_shapes)))
+                                 if finite else _non_finite_note(analytic))
+        + _kink_note(marks.outside, mismatch),
     )
 
 

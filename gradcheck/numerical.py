@@ -158,6 +158,9 @@ class Refinement:
         The range of the one-sided slopes: at a kink, any value in it is a
         valid (sub)gradient.
     calls : int
+    moved : ndarray of bool or None
+        The outputs that changed in any of the probes: the entry's footprint
+        (tie sets are entries of equal value whose footprints meet).
     """
 
     kink: bool
@@ -165,6 +168,7 @@ class Refinement:
     low: float
     high: float
     calls: int
+    moved: object = None
 
 
 def entry_probe(evaluate, array, index, step=STEP):
@@ -223,10 +227,12 @@ def refine(probe, h, dout, y0, *, noise=0.0):
     Refinement
     """
     ts, deltas = [], []
+    moved = np.zeros(np.shape(y0), dtype=bool)
     for t in (-h, -h / 2, h / 2, h):
         y, t_actual = probe(t)
         ts.append(t_actual)
         deltas.append(_project(dout, y, y0))
+        moved |= y != y0
     t, d = np.array(ts), np.array(deltas)
     slopes = d / t          # one-sided: left at h, left at h/2, right at h/2, right at h
     # A kink at the point: the one-sided slopes jump between the sides while
@@ -245,7 +251,7 @@ def refine(probe, h, dout, y0, *, noise=0.0):
     central_half = (d[2] - d[1]) / (t[2] - t[1])
     estimate = float(np.mean(slopes)) if kink else (4 * central_half - central_h) / 3
     return Refinement(kink=bool(kink), estimate=float(estimate), low=float(slopes.min()),
-                      high=float(slopes.max()), calls=4)
+                      high=float(slopes.max()), calls=4, moved=moved)
 
 
 @dataclass(frozen=True)

@@ -41,12 +41,13 @@ DETECTION_COLUMNS = ["case", "family", "kind", "oracle", "passed_check", "expect
 DETAILED_COLUMNS = [
     "test", "layer", "config", "seed", "tensor", "gradient", "oracle", "shape", "size",
     "max_rel_error", "max_abs_error", "tolerance", "mismatched", "excluded", "nondifferentiable",
-    "method", "passed", "forward_calls", "self_checks", "reproduce",
+    "tied", "method", "passed", "forward_calls", "self_checks", "reproduce",
 ]
 #: Columns of the summary table, in order.
 SUMMARY_COLUMNS = [
     "layer", "gradient", "oracle", "cases", "max_rel_error", "median_rel_error",
-    "max_abs_error", "tolerance", "excluded", "nondifferentiable", "methods", "failed_cases",
+    "max_abs_error", "tolerance", "excluded", "nondifferentiable", "tied", "methods",
+    "failed_cases",
     "passed",
 ]
 
@@ -98,7 +99,8 @@ def detailed_table(rows):
     frame = pd.DataFrame(list(rows), columns=DETAILED_COLUMNS)
     frame["reproduce"] = frame["reproduce"].astype(object).fillna("")
     frame = frame.astype({"size": "int64", "mismatched": "int64", "excluded": "int64",
-                          "nondifferentiable": "int64", "forward_calls": "int64",
+                          "nondifferentiable": "int64", "tied": "int64",
+                          "forward_calls": "int64",
                           "seed": "int64", "passed": "bool", "max_rel_error": "float64",
                           "max_abs_error": "float64", "tolerance": "float64"})
     spread = config_columns(frame["config"])
@@ -133,6 +135,7 @@ def summary_table(detailed):
         tolerance=("tolerance", "max"),
         excluded=("excluded", "sum"),
         nondifferentiable=("nondifferentiable", "sum"),
+        tied=("tied", "sum"),
         methods=("method", lambda m: "+".join(sorted(set(m)))),
         failed_cases=("passed", lambda passed: int((~passed).sum())),
     ).reset_index()

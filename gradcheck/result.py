@@ -57,6 +57,10 @@ class TensorCheck:
     nondifferentiable : int
         Entries found at a kink (one-sided derivatives disagree) whose analytic
         value lies between the one-sided derivatives: left out of the error.
+    tied : int
+        Entries at a tie (equal entries the forward compares, such as tied
+        maxima) judged together: their gradients' sum matched the derivative
+        of moving the whole tie, so they are left out of the error one by one.
     diagnosis : tuple of str
         For a failure, what the error looks like (see :mod:`gradcheck.diagnosis`).
     shape_error : str
@@ -81,6 +85,7 @@ class TensorCheck:
     method: str = "full"
     nondifferentiable: int = 0
     diagnosis: tuple = ()
+    tied: int = 0
     shape_error: str = ""
 
     @property
@@ -107,7 +112,8 @@ class TensorCheck:
         else:
             size = max(self.size, 1)
             left_out = [f"{n} {what}" for n, what in ((self.excluded, "excluded"),
-                        (self.nondifferentiable, "non-differentiable")) if n]
+                        (self.nondifferentiable, "non-differentiable"),
+                        (self.tied, "tied (judged by their tie's sum)")) if n]
             head = (f"{self.gradient} (tensor {self.tensor!r}, shape {self.shape}) vs "
                     f"{self.oracle}: {self.mismatched} / {size} entries "
                     f"({100.0 * self.mismatched / size:.1f}%) over tolerance {self.tolerance:.0e}"
@@ -138,6 +144,7 @@ class TensorCheck:
             "mismatched": self.mismatched,
             "excluded": self.excluded,
             "nondifferentiable": self.nondifferentiable,
+            "tied": self.tied,
             "method": self.method,
             "passed": self.passed,
         }

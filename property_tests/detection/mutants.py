@@ -1299,21 +1299,145 @@ def _(rng):
     return TiedForgetsDecoder(rng.normal(size=(3, 4))), rng.normal(size=(4, 5))
 
 
+# ============================================= ties, as users write max and maxout
+class UserMaxPool:
+    """NCHW max pooling written with a loop over window positions, as in a course.
+
+    ``rule`` says where the gradient of a window goes: ``"first"`` to the first
+    maximum (argmax), ``"split"`` evenly over the tied maxima (both valid),
+    ``"all"`` to every tied maximum (the bug of ``mask = window == max``),
+    ``"overwrite"`` to the first maximum but assigned (``=``) where windows
+    overlap (the bug of a forgotten accumulation). Not complex-safe, no hints.
+    """
+
+    def __init__(self, k=3, s=2, rule="first"):
+        self.k, self.s, self.rule = k, s, rule
+        self.params, self.grads = {}, {}
+
+    def forward(self, x):
+        N, C, H, W = x.shape
+        k, s = self.k, self.s
+        out = np.empty((N, C, (H - k) // s + 1, (W - k) // s + 1))
+        for i in range(out.shape[2]):
+            for j in range(out.shape[3]):
+                out[:, :, i, j] = x[:, :, i * s:i * s + k, j * s:j * s + k].max(axis=(2, 3))
+        self.x = x
+        return out
+
+    def backward(self, dout):
+        x, k, s = self.x, self.k, self.s
+        N, C = dout.shape[:2]
+        dx = np.zeros_like(x)
+        for i in range(dout.shape[2]):
+            for j in range(dout.shape[3]):
+                window = x[:, :, i * s:i * s + k, j * s:j * s + k].reshape(N, C, -1)
+                top = window == window.max(axis=2, keepdims=True)
+                if self.rule in ("first", "overwrite"):
+                    mask = np.zeros_like(window)
+                    np.put_along_axis(mask, window.argmax(axis=2)[..., None], 1.0, axis=2)
+                elif self.rule == "split":
+                    mask = top / top.sum(axis=2, keepdims=True)
+                else:
+                    mask = top.astype(float)
+                share = (mask * dout[:, :, i, j][..., None]).reshape(N, C, k, k)
+                if self.rule == "overwrite":
+                    dx[:, :, i * s:i * s + k, j * s:j * s + k] = share
+                else:
+                    dx[:, :, i * s:i * s + k, j * s:j * s + k] += share
+        return dx
+
+
+def _integers(rng, *shape):
+    """Values 0, 1, 2: exact ties in most windows."""
+    return rng.integers(0, 3, size=shape).astype(np.float64)
+
+
+@_case("user_maxpool_first_max_integer_overlap", "pooling", "correct",
+       "A user's NCHW max pool (3×3, stride 2: overlapping windows) on integer-valued input, "
+       "the gradient of a tie to the first maximum.")
+def _(rng):
+    return UserMaxPool(3, 2, "first"), _integers(rng, 2, 2, 7, 7)
+
+
+@_case("user_maxpool_first_max_constant_stride1", "pooling", "correct",
+       "A user's NCHW max pool (3×3, stride 1) on constant input: every entry ties in every "
+       "window it is in.")
+def _(rng):
+    return UserMaxPool(3, 1, "first"), np.full((1, 2, 6, 6), 0.5)
+
+
+@_case("user_maxpool_even_split_integer_overlap", "pooling", "correct",
+       "A user's NCHW max pool that splits the gradient of a tie evenly among the tied maxima "
+       "(a valid subgradient), overlapping windows, integer-valued input.")
+def _(rng):
+    return UserMaxPool(3, 2, "split"), _integers(rng, 2, 2, 7, 7)
+
+
+@_case("user_maxpool_all_tied_get_gradient", "pooling", "bug",
+       "mask = (window == window.max()): every tied maximum gets the window's whole gradient "
+       "(integer-valued input, non-overlapping 2×2 windows).")
+def _(rng):
+    return UserMaxPool(2, 2, "all"), _integers(rng, 2, 2, 6, 6)
+
+
+@_case("user_maxpool_all_tied_get_gradient_constant", "pooling", "bug",
+       "mask = (window == window.max()) on constant input with overlapping windows: the gradient "
+       "counted once per tied entry.")
+def _(rng):
+    return UserMaxPool(3, 2, "all"), np.full((1, 2, 7, 7), -0.25)
+
+
+@_case("user_maxpool_overwrite_integer_overlap", "pooling", "bug",
+       "The max-pool backward assigns (=) each window's share where windows overlap instead of "
+       "adding, on integer-valued input.")
+def _(rng):
+    return UserMaxPool(3, 2, "overwrite"), _integers(rng, 2, 2, 7, 7)
+
+
+class UserMaxout:
+    """Maxout over pairs of rows: ``y[i] = max(x[2i], x[2i+1])``, first of a tie wins."""
+
+    def __init__(self, every=False):
+        self.every = every
+        self.params, self.grads = {}, {}
+
+    def forward(self, x):
+        self.pairs = x.reshape(x.shape[0] // 2, 2, -1)
+        return self.pairs.max(axis=1)
+
+    def backward(self, dout):
+        pairs = self.pairs
+        if self.every:       # the bug: both halves of a tie get the gradient
+            mask = pairs == pairs.max(axis=1, keepdims=True)
+        else:
+            mask = np.zeros(pairs.shape, dtype=bool)
+            np.put_along_axis(mask, pairs.argmax(axis=1)[:, None, :], True, axis=1)
+        return (mask * dout[:, None, :]).reshape(-1, pairs.shape[2])
+
+
+@_case("user_maxout_ties", "activation", "correct",
+       "A user's maxout over pairs of units at exact ties (integer-valued input), first of a "
+       "tie wins.")
+def _(rng):
+    return UserMaxout(), _integers(rng, 6, 5)
+
+
+@_case("user_maxout_ties_every_max", "activation", "bug",
+       "A user's maxout sending the gradient to both units of a tie.")
+def _(rng):
+    x = _integers(rng, 6, 5)
+    x[0, 0] = x[1, 0] = 2.0          # at least one tie for certain
+    return UserMaxout(every=True), x
+
+
 CASES: tuple[Case, ...] = tuple(_CASES)
 assert len({c.name for c in CASES}) == len(CASES), "case names must be unique"
 
-#: Correct cases that central differences alone cannot judge: entries tied for
-#: the maximum of several OVERLAPPING windows. Such an entry's one-sided
-#: derivatives are 0 (moved down, it wins no window) and the sum of the G of
-#: every window it shares (moved up, it wins them all), while the
-#: first-maximum rule gives the sum over the windows where it comes first: a
-#: partial sum, which need not lie between the two when G has mixed signs. A
-#: check forced onto central differences (``complex_step=False``) then fails
-#: with a diagnosis, or passes when every partial sum happens to fall in
-#: range; its verdict there is not asserted. By default these layers are
-#: complex-safe and the complex step judges them.
-FD_CANNOT_JUDGE = frozenset({"maxpool_ties_integer_overlap", "maxpool_ties_constant_input"})
-assert FD_CANNOT_JUDGE <= {c.name for c in CASES if c.kind == "correct"}
+#: Correct cases that central differences alone cannot judge: none. Entries
+#: tied for the maximum of several overlapping windows were (an entry's
+#: first-maximum share need not lie between its one-sided slopes); the
+#: checker now judges a tie by its sum, which every valid tie-break shares.
+FD_CANNOT_JUDGE = frozenset()
 
 
 def _main():

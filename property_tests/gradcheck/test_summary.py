@@ -17,7 +17,7 @@ def _row(test, layer, oracle, error, tolerance, tensor="x", gradient="dZ", seed=
     return {"test": test, "layer": layer, "config": '{"n": 1}', "seed": seed, "tensor": tensor,
             "gradient": gradient, "oracle": oracle, "shape": "2x3", "size": 6,
             "max_rel_error": error, "max_abs_error": error, "tolerance": tolerance,
-            "mismatched": int(error > tolerance), "excluded": 0, "nondifferentiable": 0,
+            "mismatched": int(error > tolerance), "excluded": 0, "nondifferentiable": 0, "tied": 0,
             "method": "full", "passed": error <= tolerance, "forward_calls": 10,
             "self_checks": ""}
 
