@@ -26,7 +26,7 @@ from gradcheck.metrics import error_floor, relative_errors
 from gradcheck.options import (
     AUTO_FULL_LIMIT, COMPLEX_STEP_TOLERANCE, FAST_FALLBACK_LIMIT, PRECISIONS,
 )
-from gradcheck.result import CheckResult, HazardWarning, TensorCheck
+from gradcheck.result import ORACLE_LABELS, CheckResult, HazardWarning, TensorCheck
 from gradcheck.selfcheck import changed, nondeterminism, nonlinearity
 
 __all__ = ["check", "upstream_gradient", "G_STREAM", "PrecisionWarning", "GroupingWarning"]
@@ -573,7 +573,6 @@ def _numerical_checks(probing, analytic, exclude, options, problems):
         if fast_results[t.name].kink and t.array.size <= FAST_FALLBACK_LIMIT:
             del fast_results[t.name]     # a kink along the direction: check every entry
             numeric[t.name], methods[t.name] = _full(probing, t, [], False)
-    floor = error_floor([(analytic[k], numeric[k]) for k in numeric], probing.noise, probing.tol)
     checks = []
     for t in tensors:
         if t.name in fast_results:
@@ -581,6 +580,8 @@ def _numerical_checks(probing, analytic, exclude, options, problems):
             continue
         mask = exclude.get(t.name, np.zeros(analytic[t.name].shape, dtype=bool))
         a, n = analytic[t.name], numeric[t.name]
+        # Each tensor's floor from its own gradients: another tensor's scale hides nothing.
+        floor = error_floor([(a, n)], probing.noise, probing.tol)
         err = relative_errors(a, np.where(mask, a, n), floor)
         n, marks = _refine_entries(probing, t, (a, n), err, mask, floor)
         check = _tensor_check(case, t.name, _Scale(probing.oracle, methods[t.name], floor,
@@ -617,10 +618,11 @@ def _torch_checks(probing, analytic, options):
     noise = precision.noise_factor * precision.unit_roundoff * _rounding_scale(probing.G,
                                                                                probing.y0)
     tol = options.torch_tolerance or precision.torch_tolerance
-    floor = error_floor([(analytic[k], reference[k]) for k in analytic], noise, tol)
-    scale = _Scale("torch", "torch", floor, tol)
-    return [_tensor_check(case, k, scale, (analytic[k], reference[k]),
-                          _Marks.none(analytic[k].shape)) for k in analytic]
+    return [_tensor_check(case, k,
+                          _Scale("torch", "torch",
+                                 error_floor([(analytic[k], reference[k])], noise, tol), tol),
+                          (analytic[k], reference[k]), _Marks.none(analytic[k].shape))
+            for k in analytic]
 
 
 def _sizes(case):
@@ -683,7 +685,9 @@ def _tensor_check(case, name, scale, pair, marks):
         tied=int(np.count_nonzero(tied & ~marks.excluded)),
         diagnosis=marks.notes + (tuple(diagnose(analytic, reference, mismatch, sizes=_sizes(case),
                                                 batch_axes=_batch_axes(analytic.shape,
-                                                                       case.output_shapes)))
+                                                                       case.output_shapes),
+                                                label=ORACLE_LABELS.get(scale.oracle,
+                                                                        scale.oracle)))
                                  if finite else _non_finite_note(analytic))
         + _kink_note(marks.outside, mismatch),
     )

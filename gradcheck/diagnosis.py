@@ -25,7 +25,7 @@ def _close(a, r, tol=_MATCH):
     return scale > 0 and float(np.max(np.abs(a - r))) <= tol * scale
 
 
-def _factor(a, r, sizes):
+def _factor(a, r, sizes, label="numeric"):
     rr = float(np.sum(r * r))
     if rr == 0.0:
         return None
@@ -33,7 +33,7 @@ def _factor(a, r, sizes):
     if not _close(a, k * r, min(_MATCH, abs(k - 1.0) / 10)) or abs(k - 1.0) < 1e-8 or abs(k) < 1e-12:
         return None
     if abs(k + 1.0) < 1e-6:
-        return "a sign flip: analytic ≈ -1 × numeric"
+        return f"a sign flip: analytic ≈ -1 × {label}"
     note = ""
     if abs(abs(k) - 2.0) < 1e-6 or abs(abs(k) - 0.5) < 1e-6:
         sizes = ()   # 2 is more often a forgotten 1/2 or a doubled term than a size
@@ -45,7 +45,7 @@ def _factor(a, r, sizes):
         if n > 1 and abs(k - n) < 1e-6 * n:
             note = f" = {n}, {name} (a missing 1/m, or a sum where a mean belongs?)"
             break
-    return f"a constant factor: analytic ≈ {k:.6g} × numeric{note}"
+    return f"a constant factor: analytic ≈ {k:.6g} × {label}{note}"
 
 
 def _axis_pairs(ndim):
@@ -55,14 +55,14 @@ def _axis_pairs(ndim):
     return pairs
 
 
-def _permuted(a, r):
+def _permuted(a, r, label="numeric"):
     for i, j in _axis_pairs(a.ndim):
         if a.shape[i] == a.shape[j] and a.shape[i] > 1 and _close(np.swapaxes(a, i, j), r):
-            return (f"a transpose: analytic ≈ numeric with axes {i} and {j} swapped "
+            return (f"a transpose: analytic ≈ {label} with axes {i} and {j} swapped "
                     "(a missing or extra transpose?)")
         flipped = np.flip(a, axis=(i, j))
         if max(a.shape[i], a.shape[j]) > 1 and _close(flipped, r):
-            return (f"a 180° rotation: analytic ≈ numeric flipped along axes {i} and {j} "
+            return (f"a 180° rotation: analytic ≈ {label} flipped along axes {i} and {j} "
                     "(a kernel not rotated by ROT180, or rotated twice?)")
     return None
 
@@ -71,7 +71,8 @@ def _borders(mismatch):
     for i, j in _axis_pairs(mismatch.ndim):
         n_i, n_j = mismatch.shape[i], mismatch.shape[j]
         for width in (1, 2):
-            if n_i <= 2 * width or n_j <= 2 * width:
+            # A border means something only around an inside of at least 3 × 3.
+            if n_i < 2 * width + 3 or n_j < 2 * width + 3:
                 break
             inner = [slice(None)] * mismatch.ndim
             inner[i], inner[j] = slice(width, n_i - width), slice(width, n_j - width)
@@ -109,7 +110,7 @@ def _subset(mismatch, batch_axes):
     return None
 
 
-def diagnose(analytic, reference, mismatch, *, sizes=(), batch_axes=()):
+def diagnose(analytic, reference, mismatch, *, sizes=(), batch_axes=(), label="numeric"):
     """Return sentences describing how ``analytic`` differs from ``reference``.
 
     Parameters
@@ -121,6 +122,8 @@ def diagnose(analytic, reference, mismatch, *, sizes=(), batch_axes=()):
         Named sizes a constant factor may be (``("x.shape[1]", 5)``).
     batch_axes : sequence of int
         Axes that may hold the examples of a batch.
+    label : str
+        What the reference is called in sentences (``"numeric"``, ``"torch"``).
 
     Returns
     -------
@@ -131,7 +134,7 @@ def diagnose(analytic, reference, mismatch, *, sizes=(), batch_axes=()):
     count = int(mismatch.sum())
     if count == 0:
         return []
-    whole = _factor(a, r, sizes) or _permuted(a, r)
+    whole = _factor(a, r, sizes, label) or _permuted(a, r, label)
     if whole:
         return [whole]
     found = []

@@ -10,9 +10,10 @@ when ``|a_i - r_i| <= tol · max(|a_i|, |r_i|)`` (relative), or
 ``|a_i - r_i| <= noise`` (below what the oracle can resolve), or
 ``|a_i - r_i| <= tol · RHO · M``.
 
-- ``M`` is the largest magnitude of any gradient entry in the whole check
-  (every tensor, both ``a`` and ``r``). An entry far smaller than the largest
-  gradient (a dead ReLU unit, whose true gradient is 0) is measured against
+- ``M`` is the largest magnitude of any entry of the tensor's gradient
+  (both ``a`` and ``r``; each tensor its own, so that a large gradient
+  elsewhere hides no error in a small one). An entry far smaller than its
+  tensor's largest (a dead ReLU unit, whose true gradient is 0) is measured against
   ``RHO · M`` rather than against its own tiny size, so the oracle's
   truncation error there (~1e-10 · M for central differences) does not read
   as a large relative error.

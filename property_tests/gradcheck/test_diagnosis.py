@@ -131,3 +131,28 @@ def test_a_periodic_pattern_is_named():
 def test_nothing_is_claimed_for_a_correct_gradient():
     a = np.ones((3, 3))
     assert diagnose(a, a, np.zeros((3, 3), bool)) == []
+
+
+def test_a_border_needs_an_inside_to_be_a_border():
+    a = np.ones((5, 3))
+    r = a.copy()
+    r[0, :] += 1.0
+    r[:, 0] += 1.0
+    r[4, :] += 1.0
+    assert not any("borders" in d for d in diagnose(a, r, a != r))
+    big = np.ones((6, 6))
+    r = big.copy()
+    r[0, :] += 1.0
+    r[:, 5] += 1.0
+    assert any("borders" in d for d in diagnose(big, r, big != r))
+
+
+def test_a_failure_against_torch_names_torch_not_numeric():
+    pytest.importorskip("torch")
+    rng = _rng()
+    layer = Scaled(rng.normal(size=(3, 4)), rng.normal(size=(3, 1)))
+    result = gradcheck.check_layer(layer, rng.normal(size=(4, 5)),
+                                   torch_fn=lambda x, p: p["W"] @ x + p["b"])
+    by_oracle = {c.oracle: c for c in result.failures()}
+    assert "analytic ≈ 2 × torch" in by_oracle["torch"].diagnosis[0]
+    assert "× numeric" in by_oracle["complex_step"].diagnosis[0]

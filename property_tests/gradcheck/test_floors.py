@@ -1,0 +1,33 @@
+"""Each tensor is judged at its own scale: a large gradient elsewhere hides no bug."""
+
+import numpy as np
+import pytest
+
+import gradcheck
+
+
+class SteepShift:
+    """y = 1e4 · x + b: dx = 1e4 · G dwarfs db = G summed over the examples."""
+
+    def __init__(self, b, off=0.0):
+        self.params, self.grads, self.off = {"b": b}, {}, off
+
+    def forward(self, x):
+        return 1e4 * x + self.params["b"]
+
+    def backward(self, dout):
+        self.grads = {"b": dout.sum(axis=1, keepdims=True) * (1 + self.off)}
+        return 1e4 * dout
+
+
+@pytest.mark.parametrize("complex_step", [False, True])
+def test_a_small_error_in_a_small_gradient_is_seen_beside_a_large_one(complex_step):
+    rng = np.random.default_rng(40)
+    b, x = rng.normal(size=(3, 1)), 1e-4 * rng.normal(size=(3, 5))     # outputs of unit size
+    assert gradcheck.check_layer(SteepShift(b), x, complex_step=complex_step).passed
+    # db off by a relative 1e-5: a floor taken from the whole check (1 % of the
+    # largest gradient, dx's ~1e4) would be ~1e2 and hide it; db's own is ~1e-2.
+    result = gradcheck.check_layer(SteepShift(b, off=1e-5), x, complex_step=complex_step)
+    (failure,) = result.failures()
+    assert failure.tensor == "b" and failure.floor < 0.1
+    assert "1.00001" in " ".join(failure.diagnosis)
