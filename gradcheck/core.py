@@ -329,8 +329,10 @@ def _plan(probing, tensors, options, problems):
     grouping = (options.coloring is not False and probing.precision.unit_roundoff < 1e-15
                 and not problems)
     given = options.coloring if grouping else None
-    colorings = {t.name: _colorings(case, t.name, t.array.shape, given) if grouping else []
-                 for t in tensors}
+    # A tensor of less than float64 (a float16 input of a float64 layer) cannot
+    # hold the distinct step multiples that name an output's owner.
+    colorings = {t.name: _colorings(case, t.name, t.array.shape, given)
+                 if grouping and t.array.dtype == np.float64 else [] for t in tensors}
 
     def cost(t):   # probes a full check of t needs at best: groups, else entries
         return min([t.array.size] + [len(np.unique(c)) for _, c in colorings[t.name]])

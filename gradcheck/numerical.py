@@ -38,6 +38,22 @@ STEP = float(np.finfo(np.float64).eps ** (1.0 / 3.0))
 COMPLEX_STEP = 1e-30
 
 
+#: A step is at least this many spacings of the array's own dtype at the
+#: value: a float16 input in a float64 layer cannot move by 6e-6, and a step
+#: that rounds to nothing would divide 0 by 0; 8 spacings leave h/2 (the
+#: refinement's inner step) 4 spacings.
+_MIN_SPACINGS = 8
+
+
+def _step(step, magnitude, dtype):
+    """``step · max(1, |v|)``, and never below what ``dtype`` can represent at ``v``."""
+    h = step * np.maximum(1.0, magnitude)
+    if np.issubdtype(dtype, np.floating) and np.finfo(dtype).eps > np.finfo(np.float64).eps:
+        h = np.maximum(h, _MIN_SPACINGS * np.spacing(np.asarray(magnitude, dtype=dtype))
+                       .astype(np.float64))
+    return h
+
+
 def _project(dout, y_a, y_b):
     """``<dout, y_a - y_b>``: outputs subtracted before projecting (no cancellation of sums)."""
     return float(np.sum(dout * (y_a - y_b)))
@@ -82,7 +98,7 @@ def central_difference(evaluate, array, dout, *, step=STEP):
     grad = np.empty(array.shape, dtype=np.float64)
     for index in np.ndindex(array.shape):
         original = array[index]
-        h = step * max(1.0, abs(float(original)))
+        h = float(_step(step, abs(float(original)), array.dtype))
         y_plus, x_plus = _evaluate_at(evaluate, array, index, original + h)
         y_minus, x_minus = _evaluate_at(evaluate, array, index, original - h)
         grad[index] = _project(dout, y_plus, y_minus) / (float(x_plus) - float(x_minus))
@@ -131,7 +147,7 @@ def directional_difference(evaluate, array, dout, direction, *, step=STEP, compl
             array += 1j * COMPLEX_STEP * direction
             y = evaluate()
             return float(np.sum(dout * y.imag)) / COMPLEX_STEP, 1
-        h = step * max(1.0, float(np.max(np.abs(original), initial=0.0)))
+        h = float(_step(step, float(np.max(np.abs(original), initial=0.0)), array.dtype))
         array += h * direction
         y_plus = evaluate()
         np.copyto(array, original)
@@ -179,7 +195,7 @@ def entry_probe(evaluate, array, index, step=STEP):
         y, stored = _evaluate_at(evaluate, array, index, original + t)
         return y, float(stored) - float(original)
 
-    return probe, step * max(1.0, abs(float(original)))
+    return probe, float(_step(step, abs(float(original)), array.dtype))
 
 
 def direction_probe(evaluate, array, direction, step=STEP):
@@ -193,7 +209,7 @@ def direction_probe(evaluate, array, direction, step=STEP):
         finally:
             np.copyto(array, original)
 
-    return probe, step * max(1.0, float(np.max(np.abs(original), initial=0.0)))
+    return probe, float(_step(step, float(np.max(np.abs(original), initial=0.0)), array.dtype))
 
 
 def refine(probe, h, dout, y0, *, noise=0.0):
@@ -343,7 +359,7 @@ def grouped_difference(evaluate, array, dout, colors, *, step=STEP, complex_=Fal
                 noise = 4 * np.finfo(np.float64).eps * (
                     np.abs(y.real) * np.max(t) + np.max(np.abs(y.imag), initial=0.0))
                 return y.imag, t, noise
-            h = step * np.maximum(1.0, np.abs(base.real)) * scale
+            h = _step(step, np.abs(base.real), array.dtype) * scale
             target[where] = base + h
             plus = target[where].copy()
             y_plus = evaluate()

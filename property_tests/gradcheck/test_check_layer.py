@@ -442,3 +442,18 @@ def test_params_that_share_only_part_of_their_memory_are_refused_by_name():
     with pytest.raises(ValueError, match=r"`layer.params\['W_b'\]` shares part of its memory "
                                          r"with `layer.params\['W_a'\]`"):
         gradcheck.check_layer(layer, np.ones((3, 2)))
+
+
+@pytest.mark.filterwarnings("error::gradcheck.GroupingWarning")   # nor a false grouping alarm
+@pytest.mark.parametrize("complex_step", [False, True])
+def test_a_float16_input_to_a_float64_layer_is_moved_by_steps_it_can_hold(complex_step):
+    # 6e-6 is below float16's spacing (~1e-3 at 1): such a step rounds to nothing,
+    # and a central difference would divide 0 by 0. Steps are at least 8 spacings.
+    rng = np.random.default_rng(33)
+    W, b = rng.normal(size=(3, 4)), rng.normal(size=(3, 1))
+    x = rng.normal(size=(4, 5)).astype(np.float16)
+    good = gradcheck.check_layer(Dense(W, b), x, complex_step=complex_step)
+    assert good.passed, good.message()
+    assert good.dtype == "float64" and max(good.max_rel_error.values()) < 1e-8
+    bad = gradcheck.check_layer(DoubledWeightGradient(W, b), x, complex_step=complex_step)
+    assert [c.tensor for c in bad.failures()] == ["W"]
