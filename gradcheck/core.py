@@ -584,6 +584,8 @@ def _numerical_checks(probing, analytic, exclude, options, problems):
         a, n = analytic[t.name], numeric[t.name]
         # Each tensor's floor from its own gradients: another tensor's scale hides nothing.
         floor = error_floor([(a, n)], probing.noise, probing.tol)
+        if not probing.use_complex:
+            floor = _measured_floor(probing, t, (a, n), mask, floor)
         err = relative_errors(a, np.where(mask, a, n), floor)
         n, marks = _refine_entries(probing, t, (a, n), err, mask, floor)
         check = _tensor_check(case, t.name, _Scale(probing.oracle, methods[t.name], floor,
@@ -594,6 +596,40 @@ def _numerical_checks(probing, analytic, exclude, options, problems):
                 check = replace(check, diagnosis=extra + check.diagnosis)
         checks.append(check)
     return checks
+
+
+#: Step of the noise measurement, relative to the tensor's largest entry: small
+#: enough that a smooth function's differences of order 3 and more vanish.
+_NOISE_STEP = 1e-7
+
+
+def _measured_floor(probing, tensor, pair, exclude, floor):
+    """Lower a floor set by the assumed rounding noise to the measured one, where it decides.
+
+    The assumed noise of central differences (``c u (Σ|G ⊙ y| + Σ|G|) / h``)
+    stands for rounding inside the function that its outputs do not show; for
+    a function of small outputs it is far too large and would let any error
+    through. Where an entry passes only because of it, the noise of ``J`` is
+    measured along a random direction of the tensor (8 forward calls,
+    :func:`gradcheck.numerical.measure_noise`) and the floor is taken from
+    ``max(4 u Σ|G ⊙ y|, 8 σ) / h`` when that is smaller.
+    """
+    a, n = pair
+    tol, bare = probing.tol, error_floor([pair], 0.0, probing.tol)
+    if bare >= floor or tensor.array.dtype != np.float64:
+        return floor
+    saved = ((relative_errors(a, n, bare) > tol) & (relative_errors(a, n, floor) <= tol)
+             & ~exclude)
+    if not saved.any():
+        return floor
+    direction = probing.rng.standard_normal(tensor.array.shape)
+    direction /= max(float(np.max(np.abs(direction), initial=0.0)), 1e-300)
+    h = _NOISE_STEP * max(1.0, float(np.max(np.abs(tensor.array), initial=0.0)))
+    sigma = num.measure_noise(tensor.evaluate, tensor.array, probing.G, direction, h,
+                              probing.y0)
+    rounding = 4 * probing.precision.unit_roundoff * float(np.sum(np.abs(probing.G * probing.y0)))
+    measured = max(rounding, 8 * sigma) / probing.step
+    return min(floor, error_floor([pair], measured, tol))
 
 
 def _fast_check(probing, name, fast):

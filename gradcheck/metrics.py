@@ -20,8 +20,11 @@ when ``|a_i - r_i| <= tol · max(|a_i|, |r_i|)`` (relative), or
 - ``noise`` is the oracle's absolute resolution: for central differences
   the rounding of the forward's outputs divided by the step,
   ``64 · u · Σ|G ⊙ y| / h`` (``u`` the unit round-off, ``G`` the upstream
-  gradient, ``y`` the output). It matters where every gradient is small
-  next to the outputs (saturated units, all-dead networks).
+  gradient, ``y`` the output), plus ``Σ|G|`` for unit-size terms that cancel
+  inside a layer; where an entry passes only because of it, the core measures
+  the noise instead (see ``gradcheck.numerical.measure_noise``). It matters
+  where every gradient is small next to the outputs (saturated units,
+  all-dead networks).
 """
 
 from __future__ import annotations

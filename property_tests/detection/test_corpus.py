@@ -21,6 +21,7 @@ Select the latter with ``-k "not check_function and not value_and_grad"``.
 """
 
 import copy
+import functools
 import inspect
 
 import numpy as np
@@ -60,6 +61,66 @@ def test_check_function_or_value_and_grad_verdict(case, gradcheck_recorder):
         assert result.passed, (
             f"the correct {case.name!r} was wrongly rejected: {case.description}\n"
             f"{result.message()}")
+
+
+# ------------------------------------------------- the same code at small scales
+def _scaled_outputs(case, callables, scale):
+    """The case's callables with every output (and so every gradient) times ``scale``.
+
+    What a user's layer deep in a network, or a loss of tiny value, looks like:
+    the same code, its outputs ~1e-8. The names stay the user's (functools.wraps).
+    """
+    if case.entry == "function":
+        forward, backward = callables
+
+        @functools.wraps(forward)
+        def scaled_forward(*args):
+            result = forward(*args)
+            if isinstance(result, tuple):
+                return tuple(scale * out for out in result[:-1]) + (result[-1],)
+            return scale * result
+
+        @functools.wraps(backward)
+        def scaled_backward(*args):
+            *douts, cache = args
+            return backward(*(scale * d for d in douts), cache)
+
+        return scaled_forward, scaled_backward
+    (fn,) = callables
+
+    @functools.wraps(fn)
+    def scaled(*args):
+        value, grads = fn(*args)
+        if isinstance(grads, dict):
+            return scale * value, {k: scale * g for k, g in grads.items()}
+        if isinstance(grads, tuple):
+            return scale * value, tuple(scale * g for g in grads)
+        return scale * value, scale * grads
+
+    return (scaled,)
+
+
+# A model's loss reads its own params: its outputs are not the function's to scale.
+SCALED = [case for case in CASES if case.family != "model"]
+
+
+@pytest.mark.parametrize("case", SCALED, ids=[case.name for case in SCALED])
+def test_the_verdicts_hold_when_every_output_is_1e_8(case, gradcheck_recorder):
+    # The rounding noise a check assumes (unit-size terms cancelling inside the
+    # function) is ~1e8 times too large here: it is measured instead, where it
+    # decides, so a bug of a 1e-8 layer is no more hidden than at unit scale.
+    callables, args = _build(case)
+    callables = _scaled_outputs(case, callables, 1e-8)
+    if case.entry == "function":
+        result = gradcheck.check_function(*callables, *args)
+    else:
+        result = gradcheck.check_value_and_grad(*callables, *args)
+    gradcheck_recorder.record_detection(case=case.name, family="corpus:" + case.family,
+                                        kind=case.kind, oracle="auto, outputs × 1e-8 (corpus)",
+                                        result=result)
+    assert result.passed == (case.kind == "correct"), (
+        f"{case.kind} {case.name!r} at output scale 1e-8: {case.description}\n"
+        f"{result.message()}")
 
 
 # --------------------------------------------------------------------- the catalog

@@ -31,3 +31,30 @@ def test_a_small_error_in_a_small_gradient_is_seen_beside_a_large_one(complex_st
     (failure,) = result.failures()
     assert failure.tensor == "b" and failure.floor < 0.1
     assert "1.00001" in " ".join(failure.diagnosis)
+
+
+def _tiny_tanh(x):
+    return 1e-8 * np.tanh(x), x
+
+
+@pytest.mark.parametrize("factor, passes", [(1.0, True), (1.5, False), (1 + 1e-4, False)])
+def test_a_function_of_tiny_outputs_is_judged_at_its_measured_noise(factor, passes):
+    # The assumed noise (unit-size terms cancelling inside) would be ~1e8 times too
+    # large for outputs of 1e-8 and let any error through; it is measured instead.
+    x = np.random.default_rng(41).normal(size=(3, 4))
+    result = gradcheck.check_function(
+        _tiny_tanh, lambda dout, x: factor * dout * 1e-8 * (1 - np.tanh(x) ** 2), x)
+    assert result.passed == passes, result.message()
+
+
+def test_the_noise_is_measured_only_where_it_decides():
+    x = np.random.default_rng(42).normal(size=(3, 4))
+
+    def unit_tanh(x):
+        return np.tanh(x), x
+
+    correct = gradcheck.check_function(unit_tanh, lambda d, x: d * (1 - np.tanh(x) ** 2), x)
+    plain = gradcheck.check_function(unit_tanh, lambda d, x: d * (1 - np.tanh(x) ** 2), x,
+                                     coloring=False)
+    assert correct.passed and plain.passed
+    assert plain.forward_calls == 6 + 2 * x.size            # no measurement: nothing hinged on it

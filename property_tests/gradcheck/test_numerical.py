@@ -44,3 +44,22 @@ def test_perturbations_reach_the_base_array_of_a_non_contiguous_view():
     view = base.T
     grad, _ = central_difference(lambda: base * base, view, np.ones((2, 3)))
     np.testing.assert_allclose(grad, 2 * view, rtol=1e-9)
+
+
+def test_measured_noise_is_rounding_for_a_smooth_function_and_scales_with_it():
+    from gradcheck.numerical import measure_noise
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(4, 6))
+    G = rng.normal(size=x.size)
+    direction = rng.standard_normal(x.shape)
+    direction /= np.max(np.abs(direction))
+    sigmas = {}
+    for scale in (1.0, 1e-8):
+        evaluate = lambda: (scale * np.tanh(x) * np.exp(x)).reshape(-1)   # noqa: E731
+        sigmas[scale] = measure_noise(evaluate, x, G, direction, 1e-7, evaluate())
+    # Rounding of ~24 outputs of unit size, projected: a few 1e-16, and 1e-8 of that
+    # for outputs 1e-8 as large (never the unit-size noise a model would assume).
+    assert 1e-18 < sigmas[1.0] < 1e-14
+    assert sigmas[1e-8] < 1e-20
+    assert np.array_equal(x, np.random.default_rng(5).normal(size=(4, 6)))  # restored
