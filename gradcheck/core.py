@@ -22,7 +22,7 @@ import numpy as np
 
 from gradcheck import numerical as num
 from gradcheck.diagnosis import diagnose
-from gradcheck.metrics import error_floor, relative_errors
+from gradcheck.metrics import RHO, error_floor, relative_errors
 from gradcheck.options import (
     AUTO_FULL_LIMIT, COMPLEX_STEP_TOLERANCE, FAST_FALLBACK_LIMIT, PRECISIONS,
 )
@@ -61,6 +61,9 @@ class _Probing:
     noise: float          # absolute resolution of the numerical oracle's derivative
     noise_delta: float    # absolute rounding of a change of J
     rng: np.random.Generator
+    #: None: steps ``step · max(1, |v|)``; a number m: steps ``step · m`` for every
+    #: entry (a tensor of small values, or one whose probes crossed a domain edge).
+    scale: float | None = None
 
     @property
     def oracle(self):
@@ -372,7 +375,9 @@ def _full(probing, tensor, colorings, give_up=False):
     if probing.use_complex:
         grad, _ = tensor.complex_numeric(num.complex_step, probing.G)
         return grad, method
-    grad, _ = num.central_difference(tensor.evaluate, tensor.array, probing.G, step=probing.step)
+    scale = None if probing.scale is None else np.full(tensor.array.shape, probing.scale)
+    grad, _ = num.central_difference(tensor.evaluate, tensor.array, probing.G, step=probing.step,
+                                     scale=scale)
     return grad, method
 
 
@@ -396,7 +401,8 @@ def _refine_entries(probing, tensor, pair, err, exclude, floor):
         if k >= _REFINE_PROBE and not informative:
             break
         index = tuple(int(i) for i in np.unravel_index(position, err.shape))
-        probe, h = num.entry_probe(tensor.evaluate, tensor.array, index, probing.precision.step)
+        probe, h = num.entry_probe(tensor.evaluate, tensor.array, index, probing.precision.step,
+                                   probing.scale)
         found = num.refine(probe, h, probing.G, probing.y0, noise=probing.noise_delta)
         a = analytic[index]
         slack = tol * max(abs(found.low), abs(found.high), abs(a))
@@ -559,43 +565,113 @@ def _fast(probing, tensor, analytic):
 # -------------------------------------------------------------------- the comparisons
 
 def _numerical_checks(probing, analytic, exclude, options, problems):
-    case = probing.case
-    tensors = [_Tensor(case, k) for k in analytic]
+    tensors = [_Tensor(probing.case, k) for k in analytic]
     colorings, fast = _plan(probing, tensors, options, problems)
-    numeric, methods, fast_results = {}, {}, {}
-    for t in tensors:
-        if t.name not in fast:
-            # In auto mode a large tensor whose grouping fails goes to the fast check.
-            give_up = options.mode == "auto" and t.array.size > AUTO_FULL_LIMIT
-            found = _full(probing, t, colorings[t.name], give_up)
-            if found is not None:
-                numeric[t.name], methods[t.name] = found
-                continue
-        fast_results[t.name] = _fast(probing, t, analytic[t.name])
-        if fast_results[t.name].kink and t.array.size <= FAST_FALLBACK_LIMIT:
-            del fast_results[t.name]     # a kink along the direction: check every entry
-            numeric[t.name], methods[t.name] = _full(probing, t, [], False)
     checks = []
     for t in tensors:
-        if t.name in fast_results:
-            checks.append(_fast_check(probing, t.name, fast_results[t.name]))
-            continue
         mask = exclude.get(t.name, np.zeros(analytic[t.name].shape, dtype=bool))
-        a, n = analytic[t.name], numeric[t.name]
-        # Each tensor's floor from its own gradients: another tensor's scale hides nothing.
-        floor = error_floor([(a, n)], probing.noise, probing.tol)
-        if not probing.use_complex:
-            floor = _measured_floor(probing, t, (a, n), mask, floor)
-        err = relative_errors(a, np.where(mask, a, n), floor)
-        n, marks = _refine_entries(probing, t, (a, n), err, mask, floor)
-        check = _tensor_check(case, t.name, _Scale(probing.oracle, methods[t.name], floor,
-                                                   probing.tol), (a, n), marks)
-        if not check.passed:
-            extra = _structural_diagnosis(probing, t, a)
-            if extra:
-                check = replace(check, diagnosis=extra + check.diagnosis)
-        checks.append(check)
+        how = _How(colorings[t.name], t.name in fast,
+                   options.mode == "auto" and t.array.size > AUTO_FULL_LIMIT)
+        checks.append(_check_tensor(probing, t, (analytic[t.name], mask), how))
     return checks
+
+
+@dataclass(frozen=True)
+class _How:
+    """The plan for one tensor: its groupings, whether along one direction, whether it may
+    fall back to one direction (auto mode, a large tensor whose grouping fails)."""
+
+    colorings: list
+    fast: bool
+    give_up: bool
+
+
+def _check_tensor(probing, tensor, given, how):
+    """Check one tensor as planned; ``given`` is (its analytic gradient, its exclusion mask)."""
+    analytic, mask = given
+    if not how.fast:
+        try:
+            found = _full(probing, tensor, how.colorings, how.give_up)
+            check = None if found is None else _compare(probing, tensor, given, found)
+        except Exception as error:        # a probe outside the function's domain?
+            retried = _with_smaller_steps(probing, tensor, given, error)
+            if retried is None:
+                raise
+            return retried
+        if check is not None:
+            if not check.passed:
+                check = _with_smaller_steps(probing, tensor, given, None) or check
+            return check
+    fast = _fast(probing, tensor, analytic)
+    if fast.kink and tensor.array.size <= FAST_FALLBACK_LIMIT:
+        # a kink along the direction: check every entry
+        return _compare(probing, tensor, given, _full(probing, tensor, [], False))
+    return _fast_check(probing, tensor.name, fast)
+
+
+def _compare(probing, tensor, given, found):
+    """The TensorCheck of one tensor whose every entry was estimated: ``found`` = (grad, method)."""
+    (a, mask), (n, method) = given, found
+    # Each tensor's floor from its own gradients: another tensor's scale hides nothing.
+    floor = error_floor([(a, n)], probing.noise, probing.tol)
+    if not probing.use_complex:
+        floor = _measured_floor(probing, tensor, (a, n), mask, floor)
+    err = relative_errors(a, np.where(mask, a, n), floor)
+    n, marks = _refine_entries(probing, tensor, (a, n), err, mask, floor)
+    check = _tensor_check(probing.case, tensor.name,
+                          _Scale(probing.oracle, method, floor, probing.tol), (a, n), marks)
+    if not check.passed:
+        extra = _structural_diagnosis(probing, tensor, a)
+        if extra:
+            check = replace(check, diagnosis=extra + check.diagnosis)
+    return check
+
+
+#: Smaller steps tried, as multiples of the tensor's largest magnitude, when a
+#: check with the usual steps fails or leaves the function's domain.
+_SHRINK = (1.0, 1e-2, 1e-4)
+
+
+def _with_smaller_steps(probing, tensor, given, error):
+    """Check ``tensor`` again with steps fitted to it, when the usual ones cannot judge it.
+
+    The usual step ``step · max(1, |v|)`` is never below ``step``: for a
+    tensor of values ~1e-8 (an L2 normalization of tiny inputs) it leaves the
+    region where the function is smooth, and next to a domain edge (``log``,
+    ``sqrt``, ``1/x`` near 0) a probe lands outside it. Steps ``step · m``,
+    with ``m`` the tensor's largest magnitude and then 1e-2 and 1e-4 of it,
+    are tried in turn, entry by entry with central differences. After a
+    failure, the first that passes is the verdict; after a probe outside the
+    domain (``error``), the first that stays inside, pass or fail. A note
+    says which step was used. None when no step does (the caller keeps its
+    failure, or raises ``error``).
+    """
+    if probing.use_complex or tensor.array.dtype != np.float64:
+        return None
+    largest = float(np.max(np.abs(tensor.array), initial=0.0))
+    for factor in _SHRINK:
+        scale = largest * factor
+        if scale == 0.0 or (error is None and scale >= 1.0):
+            continue       # these steps are the usual ones (or no smaller)
+        shrunk = replace(probing, scale=scale,
+                         noise=probing.noise_delta / (probing.step * scale))
+        try:
+            check = _compare(shrunk, tensor, given, _full(shrunk, tensor, [], False))
+        except Exception:  # still outside the domain: smaller still
+            continue
+        # Past a domain edge, the first steps that stay inside give the verdict. A
+        # failure with the usual steps is overturned only by a pass that could have
+        # seen it: one whose floor is its gradients' (RHO · M), not the rounding
+        # noise that smaller steps bring (which would let a subtle error through).
+        sharp = check.floor <= 10 * RHO * float(np.max(np.abs(given[0]), initial=0.0))
+        if (check.passed and sharp) or error is not None:
+            why = ("a probe left the function's domain" if error is not None
+                   else "the usual steps fail for values this small")
+            note = (f"{tensor.name!r} checked with steps {probing.step * scale:.2g} (relative "
+                    f"to its largest magnitude, {largest:.2g}): {why}")
+            probing.case.notes.append(note)
+            return replace(check, diagnosis=(note,) + check.diagnosis)
+    return None
 
 
 #: Step of the noise measurement, relative to the tensor's largest entry: small
@@ -624,7 +700,8 @@ def _measured_floor(probing, tensor, pair, exclude, floor):
         return floor
     direction = probing.rng.standard_normal(tensor.array.shape)
     direction /= max(float(np.max(np.abs(direction), initial=0.0)), 1e-300)
-    h = _NOISE_STEP * max(1.0, float(np.max(np.abs(tensor.array), initial=0.0)))
+    h = _NOISE_STEP * (probing.scale if probing.scale is not None
+                       else max(1.0, float(np.max(np.abs(tensor.array), initial=0.0))))
     sigma = num.measure_noise(tensor.evaluate, tensor.array, probing.G, direction, h,
                               probing.y0)
     rounding = 4 * probing.precision.unit_roundoff * float(np.sum(np.abs(probing.G * probing.y0)))

@@ -46,9 +46,9 @@ COMPLEX_STEP = 1e-30
 _MIN_SPACINGS = 8
 
 
-def _step(step, magnitude, dtype):
-    """``step · max(1, |v|)``, and never below what ``dtype`` can represent at ``v``."""
-    h = step * np.maximum(1.0, magnitude)
+def _step(step, magnitude, dtype, scale=None):
+    """``step · max(1, |v|)`` (or ``step · scale``), never below what ``dtype`` can hold at ``v``."""
+    h = step * (np.maximum(1.0, magnitude) if scale is None else scale)
     if np.issubdtype(dtype, np.floating) and np.finfo(dtype).eps > np.finfo(np.float64).eps:
         h = np.maximum(h, _MIN_SPACINGS * np.spacing(np.asarray(magnitude, dtype=dtype))
                        .astype(np.float64))
@@ -71,7 +71,7 @@ def _evaluate_at(evaluate, array, index, value):
         array[index] = original
 
 
-def central_difference(evaluate, array, dout, *, step=STEP):
+def central_difference(evaluate, array, dout, *, step=STEP, scale=None):
     """Return ``d<dout, evaluate()>/d array`` by central differences, entry by entry.
 
     Each entry ``array[i]`` is moved to ``array[i] ± h_i`` in place, with
@@ -89,6 +89,9 @@ def central_difference(evaluate, array, dout, *, step=STEP):
     dout : ndarray, the shape of ``evaluate()``'s output
     step : float
         Relative step; see :data:`STEP`.
+    scale : ndarray of ``array.shape``, optional
+        Each entry's own scale: ``h_i = step · scale[i]`` instead (steps
+        relative to small values, or shrunk away from a domain edge).
 
     Returns
     -------
@@ -99,7 +102,8 @@ def central_difference(evaluate, array, dout, *, step=STEP):
     grad = np.empty(array.shape, dtype=np.float64)
     for index in np.ndindex(array.shape):
         original = array[index]
-        h = float(_step(step, abs(float(original)), array.dtype))
+        h = float(_step(step, abs(float(original)), array.dtype,
+                        None if scale is None else scale[index]))
         y_plus, x_plus = _evaluate_at(evaluate, array, index, original + h)
         y_minus, x_minus = _evaluate_at(evaluate, array, index, original - h)
         grad[index] = _project(dout, y_plus, y_minus) / (float(x_plus) - float(x_minus))
@@ -188,15 +192,18 @@ class Refinement:
     moved: object = None
 
 
-def entry_probe(evaluate, array, index, step=STEP):
-    """Return ``(probe, h)`` for :func:`refine`: ``probe(t)`` evaluates with ``array[index] += t``."""
+def entry_probe(evaluate, array, index, step=STEP, scale=None):
+    """Return ``(probe, h)`` for :func:`refine`: ``probe(t)`` evaluates with ``array[index] += t``.
+
+    ``h = step · max(1, |v|)``, or ``step · scale`` when a scale is given.
+    """
     original = array[index]
 
     def probe(t):
         y, stored = _evaluate_at(evaluate, array, index, original + t)
         return y, float(stored) - float(original)
 
-    return probe, float(_step(step, abs(float(original)), array.dtype))
+    return probe, float(_step(step, abs(float(original)), array.dtype, scale))
 
 
 def direction_probe(evaluate, array, direction, step=STEP):

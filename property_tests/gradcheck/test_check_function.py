@@ -724,15 +724,24 @@ def test_the_complex_step_takes_an_output_that_does_not_depend_on_a_tensor():
     assert result.passed, result.message()
 
 
-def test_a_domain_edge_within_a_step_is_said_to_be_the_probes_and_a_nan_gradient_fails():
+def test_a_domain_edge_within_a_step_gets_smaller_steps_and_a_nan_gradient_fails():
     def log_forward(x):
         return np.log(x), x
 
-    x = np.full((2, 2), 1e-7)
+    x = np.full((2, 2), 1e-7)        # log's domain ends 1e-7 away: the usual 6e-6 steps cross it
+    with np.errstate(invalid="ignore", divide="ignore"):
+        good = gradcheck.check_function(log_forward, lambda dout, x: dout / x, x)
+        bad = gradcheck.check_function(log_forward, lambda dout, x: dout / (2 * x), x)
+    assert good.passed, good.message()
+    assert "a probe left the function's domain" in good.message()
+    assert [c.tensor for c in bad.failures()] == ["x"]
+
+    def power_3_2(x):
+        return x ** 1.5, x             # at 0 exactly: undefined at any step below
+
     with np.errstate(invalid="ignore"), pytest.raises(ValueError, match="non-finite") as info:
-        gradcheck.check_function(log_forward, lambda dout, x: dout / x, x)
-    assert any("at a point gradcheck made" in note and "`step=`" in note
-               for note in info.value.__notes__)
+        gradcheck.check_function(power_3_2, lambda d, x: 1.5 * d * np.sqrt(x), np.zeros(3))
+    assert any("at a point gradcheck made" in note for note in info.value.__notes__)
     # A NaN the backward computes is a wrong gradient: a failed check, not an error.
     z = _rng().normal(size=(2, 2))
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -58,3 +58,44 @@ def test_the_noise_is_measured_only_where_it_decides():
                                      coloring=False)
     assert correct.passed and plain.passed
     assert plain.forward_calls == 6 + 2 * x.size            # no measurement: nothing hinged on it
+
+
+def l2_normalize(x):
+    """Rows scaled to unit length."""
+    norm = np.sqrt(np.sum(x * x, axis=1, keepdims=True))
+    return x / norm, (x, norm)
+
+
+def l2_normalize_backward(dout, cache):
+    x, norm = cache
+    y = x / norm
+    return (dout - y * np.sum(dout * y, axis=1, keepdims=True)) / norm
+
+
+def l2_normalize_backward_no_projection(dout, cache):
+    x, norm = cache
+    return dout / norm                    # forgets that the norm moves with x
+
+
+@pytest.mark.parametrize("magnitude", [1.0, 1e-8])
+def test_tiny_inputs_get_steps_of_their_own_size(magnitude):
+    # At x ~ 1e-8 the usual steps (never below 6e-6) leave the region where
+    # x / |x| is smooth; steps relative to the tensor's size judge it.
+    x = magnitude * np.random.default_rng(43).normal(size=(3, 4))
+    good = gradcheck.check_function(l2_normalize, l2_normalize_backward, x)
+    assert good.passed, good.message()
+    bad = gradcheck.check_function(l2_normalize, l2_normalize_backward_no_projection, x)
+    assert [c.tensor for c in bad.failures()] == ["x"]
+    if magnitude < 1:
+        assert "the usual steps fail for values this small" in good.message()
+
+
+def test_smaller_steps_never_overturn_a_failure_they_could_not_have_seen():
+    # Outputs near 35 round at ~7e-15: a 1e-5 relative error in dx fails with the
+    # usual steps, but steps 1e-4 as large carry 10,000 times the rounding noise
+    # and would let it through; such a pass is not taken.
+    x = np.random.default_rng(44).normal(size=(3, 4))
+    subtle = gradcheck.check_function(
+        lambda x: (35.0 + np.tanh(x), x), lambda d, x: d * (1 - np.tanh(x) ** 2) * (1 + 1e-5), x)
+    assert [c.tensor for c in subtle.failures()] == ["x"]
+    assert not any("checked with steps" in n for n in subtle.notes)
