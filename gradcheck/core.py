@@ -358,14 +358,19 @@ def _grouped(probing, tensor, colors):
 
 def _full(probing, tensor, colorings, give_up=False):
     """Every entry of one tensor: by groups where a grouping holds, else entry by entry
-    (or, with ``give_up``, None: the caller checks it along a direction instead)."""
+    (or, with ``give_up``, None: the caller checks it along a direction instead).
+
+    Returns (gradient, method, rounding): ``rounding``, for central differences
+    entry by entry, each entry's rounding scale (see
+    :func:`gradcheck.numerical.central_difference`), else None.
+    """
     method = "complex_step" if probing.use_complex else "full"
     for source, colors in colorings:
         if 2 * len(np.unique(colors)) >= colors.size:
             continue        # two probes per group: no gain unless groups halve the entries
         found = _grouped(probing, tensor, colors)
         if found.grad is not None:
-            return found.grad, method
+            return found.grad, method, None
         if source != "guessed":
             warnings.warn(GroupingWarning(
                 f"{source} puts entries of {tensor.name!r} that move a common output in one "
@@ -374,11 +379,12 @@ def _full(probing, tensor, colorings, give_up=False):
         return None
     if probing.use_complex:
         grad, _ = tensor.complex_numeric(num.complex_step, probing.G)
-        return grad, method
+        return grad, method, None
     scale = None if probing.scale is None else np.full(tensor.array.shape, probing.scale)
+    rounding = np.zeros(tensor.array.shape)
     grad, _ = num.central_difference(tensor.evaluate, tensor.array, probing.G, step=probing.step,
-                                     scale=scale)
-    return grad, method
+                                     scale=scale, rounding=rounding)
+    return grad, method, rounding
 
 
 def _refine_entries(probing, tensor, pair, err, exclude, floor):
@@ -416,7 +422,7 @@ def _refine_entries(probing, tensor, pair, err, exclude, floor):
         elif not probing.use_complex:
             informative |= abs(a - found.estimate) <= tol * max(abs(a), abs(found.estimate))
             numeric[index] = found.estimate
-    ties = _judge_ties(probing, tensor, analytic, kinks, floor)
+    ties = _judge_ties(probing, tensor, analytic, kinks, float(np.max(floor)))
     numeric.reshape(-1)[ties.wrong_at] = ties.wrong_reference
     wrong = np.zeros(numeric.size, dtype=bool)
     wrong[ties.wrong_at] = True
@@ -610,10 +616,15 @@ def _check_tensor(probing, tensor, given, how):
 
 
 def _compare(probing, tensor, given, found):
-    """The TensorCheck of one tensor whose every entry was estimated: ``found`` = (grad, method)."""
-    (a, mask), (n, method) = given, found
-    # Each tensor's floor from its own gradients: another tensor's scale hides nothing.
+    """The TensorCheck of one tensor whose every entry was estimated (``found``: see :func:`_full`)."""
+    (a, mask), (n, method, rounding) = given, found
+    # Each tensor's floor from its own gradients, and each entry's from the rounding of
+    # the outputs it moved: another tensor's scale, or other outputs, hide nothing.
     floor = error_floor([(a, n)], probing.noise, probing.tol)
+    if rounding is not None:
+        precision = probing.precision
+        noise = precision.noise_factor * precision.unit_roundoff * rounding
+        floor = np.maximum(error_floor([(a, n)], 0.0, probing.tol), noise / probing.tol)
     if not probing.use_complex:
         floor = _measured_floor(probing, tensor, (a, n), mask, floor)
     err = relative_errors(a, np.where(mask, a, n), floor)
@@ -692,7 +703,7 @@ def _measured_floor(probing, tensor, pair, exclude, floor):
     """
     a, n = pair
     tol, bare = probing.tol, error_floor([pair], 0.0, probing.tol)
-    if bare >= floor or tensor.array.dtype != np.float64:
+    if np.all(bare >= floor) or tensor.array.dtype != np.float64:
         return floor
     saved = ((relative_errors(a, n, bare) > tol) & (relative_errors(a, n, floor) <= tol)
              & ~exclude)
@@ -706,7 +717,7 @@ def _measured_floor(probing, tensor, pair, exclude, floor):
                               probing.y0)
     rounding = 4 * probing.precision.unit_roundoff * float(np.sum(np.abs(probing.G * probing.y0)))
     measured = max(rounding, 8 * sigma) / probing.step
-    return min(floor, error_floor([pair], measured, tol))
+    return np.minimum(floor, error_floor([pair], measured, tol))
 
 
 def _fast_check(probing, name, fast):
@@ -787,11 +798,13 @@ def _tensor_check(case, name, scale, pair, marks):
         if err.size else ()
     mismatch = err > scale.tol
     finite = bool(np.all(np.isfinite(analytic)))
+    floor = np.broadcast_to(scale.floor, err.shape)
     return TensorCheck(
         tensor=name, gradient=case.labels[name], oracle=scale.oracle, shape=tuple(analytic.shape),
         max_rel_error=float(err.max(initial=0.0)),
         max_abs_error=float(np.max(np.abs(analytic - reference), initial=0.0)),
-        tolerance=float(scale.tol), floor=float(scale.floor),
+        tolerance=float(scale.tol),
+        floor=float(floor[worst] if err.size else np.max(floor, initial=0.0)),
         mismatched=int(np.count_nonzero(mismatch)), worst_index=worst,
         analytic=float(analytic[worst]) if err.size else 0.0,
         reference=float(reference[worst]) if err.size else 0.0,

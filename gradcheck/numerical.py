@@ -71,7 +71,7 @@ def _evaluate_at(evaluate, array, index, value):
         array[index] = original
 
 
-def central_difference(evaluate, array, dout, *, step=STEP, scale=None):
+def central_difference(evaluate, array, dout, *, step=STEP, scale=None, rounding=None):
     """Return ``d<dout, evaluate()>/d array`` by central differences, entry by entry.
 
     Each entry ``array[i]`` is moved to ``array[i] ± h_i`` in place, with
@@ -92,6 +92,11 @@ def central_difference(evaluate, array, dout, *, step=STEP, scale=None):
     scale : ndarray of ``array.shape``, optional
         Each entry's own scale: ``h_i = step · scale[i]`` instead (steps
         relative to small values, or shrunk away from a domain edge).
+    rounding : ndarray of ``array.shape``, optional
+        Filled, entry by entry, with ``(Σ|dout ⊙ y| + Σ|dout|) / h_i`` over
+        the outputs the entry moved (the others are equal bit for bit in
+        ``y⁺`` and ``y⁻`` and add no rounding): times ``c · u``, the
+        resolution of that entry's estimate.
 
     Returns
     -------
@@ -106,7 +111,13 @@ def central_difference(evaluate, array, dout, *, step=STEP, scale=None):
                         None if scale is None else scale[index]))
         y_plus, x_plus = _evaluate_at(evaluate, array, index, original + h)
         y_minus, x_minus = _evaluate_at(evaluate, array, index, original - h)
-        grad[index] = _project(dout, y_plus, y_minus) / (float(x_plus) - float(x_minus))
+        width = float(x_plus) - float(x_minus)
+        grad[index] = _project(dout, y_plus, y_minus) / width
+        if rounding is not None:
+            moved = y_plus != y_minus
+            g = np.abs(np.reshape(dout, -1)[np.reshape(moved, -1)])
+            size = np.abs(np.reshape(y_plus, -1)[np.reshape(moved, -1)])
+            rounding[index] = float(np.sum(g * size) + np.sum(g)) / (width / 2)
     return grad, 2 * array.size
 
 

@@ -66,8 +66,10 @@ def _precision(dtype, fd, torch_tol, noise_factor):
 
 #: Precision settings by dtype name. float32/float16: the central difference
 #: at step cbrt(eps) has a relative error ~eps^(2/3) (2.4e-5 and 1e-2), the
-#: analytic gradient itself is rounded to ~eps·(condition), so the
-#: tolerances sit ~30x above what correct layers measure (README). The noise
+#: analytic gradient itself is rounded to ~eps·(condition). Measured on 160
+#: correct dense, tanh, sigmoid and softmax checks of random sizes: at most
+#: 7.2e-5 in float32 and 5.8e-3 in float16, so 1e-3 and 3e-2 leave 14x and 5x,
+#: and a 10 % error (0.09 relative) still fails in both (README). The noise
 #: factor is 64 units in float64 (measured noise is below 1 unit; 64 covers
 #: cancellation inside the forward, a dense output sums n_prev terms larger
 #: than itself) and smaller for float32/float16: the rounding measured on
@@ -75,7 +77,7 @@ def _precision(dtype, fd, torch_tol, noise_factor):
 PRECISIONS = {
     "float64": _precision(np.float64, FD_TOLERANCE, TORCH_TOLERANCE, 64.0),
     "float32": _precision(np.float32, 1e-3, 1e-4, 8.0),
-    "float16": _precision(np.float16, 1e-1, 3e-2, 4.0),
+    "float16": _precision(np.float16, 3e-2, 3e-2, 4.0),
 }
 
 
