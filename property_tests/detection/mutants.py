@@ -44,7 +44,7 @@ __all__ = ["Case", "CASES", "FAMILIES", "KINDS", "FD_CANNOT_JUDGE",
            "TapConv2D", "TapMaxPool2D", "TapAvgPool2D"]
 
 FAMILIES = ("dense", "activation", "loss", "conv", "pooling", "network", "normalization",
-            "generic")
+            "generic", "edge:scale", "edge:magnitude", "edge:domain", "edge:precision")
 #: "bug": the check must fail; "correct": it must pass; "hazard": the gradients are
 #: right but the layer writes into its caller's data: it must pass with a hazard.
 KINDS = ("bug", "correct", "hazard")
@@ -1428,6 +1428,162 @@ def _(rng):
     x = _integers(rng, 6, 5)
     x[0, 0] = x[1, 0] = 2.0          # at least one tie for certain
     return UserMaxout(every=True), x
+
+
+# ====================== edges: scales, small magnitudes, domain edges, precision
+class UserLayer:
+    """A user's layer from two functions: ``forward(x, params)`` and ``backward(dout, x, params)``."""
+
+    def __init__(self, forward, backward, params=None):
+        self._forward, self._backward = forward, backward
+        self.params, self.grads = dict(params or {}), {}
+
+    def forward(self, x):
+        self.x = x
+        return self._forward(x, self.params)
+
+    def backward(self, dout):
+        dx, self.grads = self._backward(dout, self.x, self.params)
+        return dx
+
+
+def _steep_forward(x, p):
+    return 1e4 * x + p["b"]
+
+
+def _steep_backward(off):
+    return lambda dout, x, p: (1e4 * dout, {"b": dout.sum(axis=1, keepdims=True) * (1 + off)})
+
+
+@_case("steep_shift", "edge:scale", "correct",
+       "y = 1e4 x + b: dx is 1e4 times db.")
+def _(rng):
+    return UserLayer(_steep_forward, _steep_backward(0.0), {"b": _normal(rng, 3, 1)}), \
+        _normal(rng, 3, 5, scale=1e-4)
+
+
+@_case("steep_shift_db_off_1e-5", "edge:scale", "bug",
+       "y = 1e4 x + b with db off by a relative 1e-5: hidden by dx's scale under a floor "
+       "taken from the whole check.")
+def _(rng):
+    return UserLayer(_steep_forward, _steep_backward(1e-5), {"b": _normal(rng, 3, 1)}), \
+        _normal(rng, 3, 5, scale=1e-4)
+
+
+def _tiny_tanh_backward(factor):
+    return lambda dout, x, p: (factor * dout * 1e-8 * (1 - np.tanh(x) ** 2), {})
+
+
+@_case("tiny_outputs", "edge:scale", "correct",
+       "y = 1e-8 tanh(x): a layer whose outputs are 1e-8.")
+def _(rng):
+    return UserLayer(lambda x, p: 1e-8 * np.tanh(x), _tiny_tanh_backward(1.0)), \
+        _normal(rng, 3, 4)
+
+
+@_case("tiny_outputs_dx_half_again", "edge:scale", "bug",
+       "y = 1e-8 tanh(x) with dx 1.5 times too large: hidden by a noise floor assumed for "
+       "unit-size terms.")
+def _(rng):
+    return UserLayer(lambda x, p: 1e-8 * np.tanh(x), _tiny_tanh_backward(1.5)), \
+        _normal(rng, 3, 4)
+
+
+def _l2_forward(x, p):
+    return x / np.sqrt(np.sum(x * x, axis=0, keepdims=True))
+
+
+def _l2_backward(project):
+    def backward(dout, x, p):
+        norm = np.sqrt(np.sum(x * x, axis=0, keepdims=True))
+        y = x / norm
+        along = y * np.sum(dout * y, axis=0, keepdims=True) if project else 0.0
+        return (dout - along) / norm, {}
+    return backward
+
+
+@_case("l2_normalize_tiny", "edge:magnitude", "correct",
+       "Columns scaled to unit length, inputs ~1e-8: the function varies on their scale.")
+def _(rng):
+    return UserLayer(_l2_forward, _l2_backward(True)), _normal(rng, 4, 3, scale=1e-8)
+
+
+@_case("l2_normalize_tiny_no_projection", "edge:magnitude", "bug",
+       "Unit-length columns at ~1e-8 whose backward forgets that the norm moves with x.")
+def _(rng):
+    return UserLayer(_l2_forward, _l2_backward(False)), _normal(rng, 4, 3, scale=1e-8)
+
+
+def _log_backward(factor):
+    return lambda dout, x, p: (dout / (factor * x), {})
+
+
+@_case("log_near_zero", "edge:domain", "correct",
+       "log(x) at x ~ 1e-7: a step of 6e-6 would leave the domain.")
+def _(rng):
+    return UserLayer(lambda x, p: np.log(x), _log_backward(1.0)), \
+        rng.uniform(0.5e-7, 2e-7, (3, 4))
+
+
+@_case("log_near_zero_half", "edge:domain", "bug",
+       "log(x) at x ~ 1e-7 with the derivative of log(x)/2 (a 1/(2x) from sqrt's).")
+def _(rng):
+    return UserLayer(lambda x, p: np.log(x), _log_backward(2.0)), \
+        rng.uniform(0.5e-7, 2e-7, (3, 4))
+
+
+class Float16Dense(Dense):
+    """The reference dense layer computing in float16 (params and input), dW scaled."""
+
+    def __init__(self, W, b, factor=1.0):
+        super().__init__(W.astype(np.float16), b.astype(np.float16))
+        self.factor = factor
+        self.complex_safe = False
+
+    def backward(self, dout):
+        dx = super().backward(dout.astype(np.float16))
+        self.grads["W"] = (self.factor * self.grads["W"]).astype(np.float16)
+        return dx
+
+
+@_case("dense_float16", "edge:precision", "correct",
+       "A dense layer computing in float16 (with a PrecisionWarning and float16's tolerances).")
+def _(rng):
+    W, b, x = _dense(rng, 3, 4, 5)
+    return Float16Dense(W, b), x.astype(np.float16)
+
+
+@_case("dense_float16_dW_off_10_percent", "edge:precision", "bug",
+       "A float16 dense layer whose dW is 10 % too large.")
+def _(rng):
+    W, b, x = _dense(rng, 3, 4, 5)
+    return Float16Dense(W, b, factor=1.1), x.astype(np.float16)
+
+
+@_case("dense_float16_input_float64_params", "edge:precision", "correct",
+       "A float64 dense layer given a float16 input: its steps must be ones float16 can hold.")
+def _(rng):
+    W, b, x = _dense(rng, 3, 4, 5)
+    return Dense(W, b), x.astype(np.float16)
+
+
+class ReLUZeroesDoutInPlace(ReLU):
+    """ReLU whose backward zeroes the upstream gradient in place: right, but a hazard."""
+
+    def backward(self, dout):
+        dout[self._cache <= 0] = 0.0
+        return dout
+
+    def forward(self, x):
+        self._cache = x.copy()
+        return np.maximum(x, 0.0)
+
+
+@_case("relu_writes_into_dout", "generic", "hazard",
+       "A ReLU whose backward zeroes dout in place and returns it (dout[x <= 0] = 0): right "
+       "gradients, a corrupted upstream gradient for its caller.")
+def _(rng):
+    return ReLUZeroesDoutInPlace(), _away_from_zero(rng, 4, 5)
 
 
 CASES: tuple[Case, ...] = tuple(_CASES)
