@@ -17,7 +17,8 @@ from pathlib import Path
 
 __all__ = ["DETAILED_CSV", "SUMMARY_CSV", "DETECTION_CSV", "SUMMARY_MD", "ERRORS_PNG",
            "BENCH_PNG", "detailed_table", "summary_table", "write_reports", "format_summary",
-           "detection_rates", "write_detection", "config_columns", "CONFIG_PREFIX",
+           "detection_rates", "detection_by_family", "write_detection", "config_columns",
+           "CONFIG_PREFIX",
            "write_readable_report", "NoReportError"]
 
 DETAILED_CSV = "gradcheck_detailed.csv"
@@ -173,6 +174,25 @@ def detection_rates(detections):
         if missed:
             lines.append(f"  unexpected verdicts: {', '.join(missed)}")
     return lines
+
+
+def detection_by_family(detections):
+    """Rows ``(family, oracle, bugs, correct, hazards)``: right verdicts as ``"k / n"`` per kind.
+
+    Parameters
+    ----------
+    detections : DataFrame
+        The detection table (:data:`DETECTION_COLUMNS`).
+    """
+    rows = []
+    for (family, oracle), group in detections.groupby(["family", "oracle"], sort=True):
+        cells = []
+        for kind in ("bug", "correct", "hazard"):
+            of_kind = group[group["kind"] == kind]
+            cells.append(f"{int(of_kind['expected'].astype(bool).sum())} / {len(of_kind)}"
+                         if len(of_kind) else "")
+        rows.append((family, oracle, *cells))
+    return rows
 
 
 def write_detection(detections, out_dir):
@@ -354,6 +374,10 @@ def _summary_markdown(out, detailed, detections, bench_layers, bench_checker, pi
     if detections is not None and len(detections):
         lines += ["", "## Detection power", ""]
         lines += [f"- {line.strip()}" for line in detection_rates(detections.to_dict("records"))]
+        lines += ["", "Right verdicts per family and oracle (bugs failed, correct layers passed, "
+                  "hazards passed and reported):", ""]
+        lines += _md_table(["family", "oracle", "bugs", "correct", "hazards"],
+                           detection_by_family(detections))
     goals = bench_goal_lines(bench_layers, bench_checker)
     if goals:
         lines += ["", "## Benchmark goals", ""]

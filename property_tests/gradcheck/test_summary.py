@@ -122,3 +122,18 @@ def test_the_plugin_writes_summary_md_and_the_cli_rebuilds_it_the_same(pytester,
     assert "summary.md" in capsys.readouterr().out
     assert (out / SUMMARY_MD).read_text() == from_plugin
     _assert_png(out / ERRORS_PNG)
+
+
+def test_summary_md_gives_the_right_verdicts_per_family(tmp_path):
+    folder = _folder(tmp_path)
+    pd.DataFrame(DETECTIONS + [
+        {"case": "inplace", "family": "activation", "kind": "hazard", "oracle": "auto",
+         "passed_check": True, "expected": True, "diagnosis": "hazard"},
+        {"case": "missed", "family": "dense", "kind": "bug", "oracle": "auto",
+         "passed_check": True, "expected": False, "diagnosis": ""},
+    ]).to_csv(folder / "detection.csv", index=False)
+    write_readable_report(folder)
+    text = (folder / SUMMARY_MD).read_text(encoding="utf-8")
+    assert "| family | oracle | bugs | correct | hazards |" in text
+    assert "| activation | auto |  | 1 / 1 | 1 / 1 |" in text
+    assert "| dense | auto | 1 / 2 |  |  |" in text
