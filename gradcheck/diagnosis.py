@@ -110,6 +110,49 @@ def _subset(mismatch, batch_axes):
     return None
 
 
+def _constant_difference(a, r, label):
+    """The difference ``a - r`` is the same along an axis: a term of a sum or mean missing."""
+    diff = a - r
+    scale = float(np.max(np.abs(diff), initial=0.0))
+    if a.ndim < 2 or scale == 0.0:
+        return None
+    for axis in range(a.ndim):
+        n = a.shape[axis]
+        spread = np.max(diff, axis=axis) - np.min(diff, axis=axis)
+        if n > 1 and float(np.max(spread)) <= _MATCH * 1e3 * scale:
+            return (f"analytic − {label} is the same along axis {axis} ({n} entries each): a "
+                    f"term of a sum or mean over axis {axis} is missing or extra (the gradient "
+                    "through a mean, as in batch or layer norm?)")
+    return None
+
+
+def _zeros(a, r, mismatch, label):
+    """Entries where one side is exactly 0 and the other is not: a contribution lost or misplaced."""
+    lost = mismatch & (a == 0) & (r != 0)
+    extra = mismatch & (r == 0) & (a != 0)
+    count = int(mismatch.sum())
+    if lost.sum() * 2 >= count:
+        return (f"analytic is 0 at {int(lost.sum())} of the {count} wrong entries where "
+                f"{label} is not: a contribution never written, or overwritten (= where += "
+                "belongs?)")
+    if extra.sum() * 2 >= count:
+        return (f"{label} is 0 at {int(extra.sum())} of the {count} wrong entries where "
+                "analytic is not: gradient sent where the output does not depend on it")
+    return None
+
+
+def _overall(a, r, mismatch, label):
+    """What is left to say: how many entries, how far, and whether too large or too small."""
+    count = int(mismatch.sum())
+    ratio = np.abs(a[mismatch]) / np.maximum(np.abs(r[mismatch]), np.finfo(np.float64).tiny)
+    larger = int(np.count_nonzero(ratio > 1))
+    same_sign = int(np.count_nonzero(np.sign(a[mismatch]) == np.sign(r[mismatch])))
+    return (f"{count} of {mismatch.size} entries differ, no single factor, sign, transpose or "
+            f"pattern: analytic is larger in magnitude at {larger} of them and has {label}'s "
+            f"sign at {same_sign}; the formula itself differs (a term missing, extra or of "
+            "the wrong quantity?)")
+
+
 def diagnose(analytic, reference, mismatch, *, sizes=(), batch_axes=(), label="numeric"):
     """Return sentences describing how ``analytic`` differs from ``reference``.
 
@@ -140,9 +183,12 @@ def diagnose(analytic, reference, mismatch, *, sizes=(), batch_axes=(), label="n
     found = []
     if count > 2:   # patterns need a few entries to mean anything
         subset = _subset(mismatch, batch_axes)
-        found = [p for p in (subset, _periodic(mismatch), None if subset else _borders(mismatch))
+        found = [p for p in (subset, _periodic(mismatch), None if subset else _borders(mismatch),
+                             _constant_difference(a, r, label), _zeros(a, r, mismatch, label))
                  if p]
     if count <= _MAX_LISTED and count < mismatch.size:
         entries = ", ".join(str(tuple(int(i) for i in idx)) for idx in np.argwhere(mismatch))
         found.append(f"only {count} {'entry' if count == 1 else 'entries'} wrong: {entries}")
+    if not found:
+        found.append(_overall(a, r, mismatch, label))
     return found

@@ -156,3 +156,31 @@ def test_a_failure_against_torch_names_torch_not_numeric():
     by_oracle = {c.oracle: c for c in result.failures()}
     assert "analytic ≈ 2 × torch" in by_oracle["torch"].diagnosis[0]
     assert "× numeric" in by_oracle["complex_step"].diagnosis[0]
+
+
+def test_a_difference_constant_along_an_axis_is_named_as_a_missing_mean_term():
+    rng = _rng()
+    r = rng.normal(size=(4, 6))
+    a = r + np.array([0.3, -0.1, 0.2, 0.5, -0.4, 0.1])     # one offset per column
+    text = " ".join(diagnose(a, r, np.abs(a - r) > 1e-6))
+    assert "analytic − numeric is the same along axis 0 (4 entries each)" in text
+
+
+def test_gradients_lost_to_an_overwrite_are_named():
+    r = np.arange(1.0, 13.0).reshape(3, 4)
+    a = r.copy()
+    a[:, :2] = 0.0                     # half the entries never written
+    text = " ".join(diagnose(a, r, a != r))
+    assert "analytic is 0 at 6 of the 6 wrong entries where numeric is not" in text
+
+
+def test_a_gradient_with_no_pattern_still_gets_a_sentence_that_is_true():
+    rng = _rng()
+    r = rng.normal(size=(3, 5))
+    a = r + rng.normal(size=(3, 5))
+    mismatch = np.abs(a - r) > 1e-6
+    (sentence,) = diagnose(a, r, mismatch, label="torch")
+    larger = int(np.sum(np.abs(a) > np.abs(r)))
+    assert sentence.startswith(f"{int(mismatch.sum())} of 15 entries differ")
+    assert f"analytic is larger in magnitude at {larger} of them" in sentence
+    assert "torch's sign" in sentence
