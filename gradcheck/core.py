@@ -632,7 +632,11 @@ def _compare(probing, tensor, given, found):
     check = _tensor_check(probing.case, tensor.name,
                           _Scale(probing.oracle, method, floor, probing.tol), (a, n), marks)
     if not check.passed:
-        extra = _structural_diagnosis(probing, tensor, a)
+        try:       # best effort: these probes use the usual steps, which may leave the domain
+            extra = (_structural_diagnosis(probing, tensor, a)
+                     or _diagonal_diagnosis(probing, tensor, a))
+        except Exception:
+            extra = ()
         if extra:
             check = replace(check, diagnosis=extra + check.diagnosis)
     return check
@@ -815,7 +819,8 @@ def _tensor_check(case, name, scale, pair, marks):
                                                 batch_axes=_batch_axes(analytic.shape,
                                                                        case.output_shapes),
                                                 label=ORACLE_LABELS.get(scale.oracle,
-                                                                        scale.oracle)))
+                                                                        scale.oracle),
+                                                values=case.tensors[name]))
                                  if finite else _non_finite_note(analytic))
         + _kink_note(marks.outside, mismatch),
     )
@@ -850,6 +855,33 @@ def _transforms(array):
         if array.shape[i] == array.shape[j] > 1:
             yield f"with axes {i} and {j} swapped (a missing or extra transpose?)", \
                 np.swapaxes(array, i, j).copy()
+
+
+#: Tensors up to this size get the diagonal-Jacobian diagnosis (2 calls per entry).
+_DIAGONAL_LIMIT = 2048
+
+
+def _diagonal_diagnosis(probing, tensor, analytic):
+    """Is the analytic gradient the Jacobian's diagonal only (cross terms dropped)?
+
+    For a tensor with as many entries as the one output (a softmax, a
+    normalization): compares the analytic gradient with ``G_i · ∂y_i/∂x_i``,
+    entry by entry (2 calls each, only for a failed tensor).
+    """
+    case = probing.case
+    shapes = case.output_shapes or ()
+    if (len(shapes) != 1 or int(np.prod(shapes[0], dtype=np.int64)) != analytic.size
+            or analytic.size > _DIAGONAL_LIMIT or not np.all(np.isfinite(analytic))
+            or tensor.array.dtype != np.float64 or analytic.size < 2):
+        return ()
+    diagonal = num.diagonal_difference(tensor.evaluate, tensor.array, probing.G,
+                                       step=probing.precision.step)
+    scale = float(np.max(np.abs(diagonal), initial=0.0))
+    if scale > 0 and float(np.max(np.abs(analytic - diagonal))) <= 1e-6 * scale:
+        return ("analytic ≈ only the diagonal of the Jacobian (each output's dependence on its "
+                "own entry): the cross terms are missing — a softmax's Jacobian taken as "
+                "diagonal, or the sums and means a normalization couples its entries through",)
+    return ()
 
 
 def _structural_diagnosis(probing, tensor, analytic):

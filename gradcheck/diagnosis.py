@@ -126,6 +126,35 @@ def _constant_difference(a, r, label):
     return None
 
 
+def _affine_in_values(a, r, values, label):
+    """Along an axis, ``a - r`` is ``α + β · values`` in each slice: mean and variance terms."""
+    if values is None or np.shape(values) != a.shape or a.ndim < 2:
+        return None
+    diff = a - r
+    scale = float(np.max(np.abs(diff), initial=0.0))
+    if scale == 0.0:
+        return None
+    v = np.asarray(values, dtype=np.float64)
+    for axis in range(a.ndim):
+        n = a.shape[axis]
+        if n < 3:
+            continue
+        d_rows = np.moveaxis(diff, axis, -1).reshape(-1, n)
+        v_rows = np.moveaxis(v, axis, -1).reshape(-1, n)
+        v_centered = v_rows - v_rows.mean(axis=1, keepdims=True)
+        d_centered = d_rows - d_rows.mean(axis=1, keepdims=True)
+        var = np.sum(v_centered ** 2, axis=1, keepdims=True)
+        beta = np.divide(np.sum(v_centered * d_centered, axis=1, keepdims=True), var,
+                         out=np.zeros_like(var), where=var > 0)
+        residual = d_centered - beta * v_centered
+        if float(np.max(np.abs(residual))) <= _MATCH * 1e3 * scale and np.any(beta != 0):
+            return (f"analytic − {label} is, along axis {axis}, a constant plus a multiple of "
+                    "the input in every slice: terms through a mean or a variance over "
+                    f"axis {axis} are missing or wrong (a normalization's statistics treated "
+                    "as constants, or a term of their backward forgotten?)")
+    return None
+
+
 def _zeros(a, r, mismatch, label):
     """Entries where one side is exactly 0 and the other is not: a contribution lost or misplaced."""
     lost = mismatch & (a == 0) & (r != 0)
@@ -147,13 +176,13 @@ def _overall(a, r, mismatch, label):
     ratio = np.abs(a[mismatch]) / np.maximum(np.abs(r[mismatch]), np.finfo(np.float64).tiny)
     larger = int(np.count_nonzero(ratio > 1))
     same_sign = int(np.count_nonzero(np.sign(a[mismatch]) == np.sign(r[mismatch])))
-    return (f"{count} of {mismatch.size} entries differ, no single factor, sign, transpose or "
-            f"pattern: analytic is larger in magnitude at {larger} of them and has {label}'s "
-            f"sign at {same_sign}; the formula itself differs (a term missing, extra or of "
-            "the wrong quantity?)")
+    return (f"{count} of {mismatch.size} entries differ: analytic is larger in magnitude at "
+            f"{larger} of them and has {label}'s sign at {same_sign}; the formula itself "
+            "differs (a term missing, extra or of the wrong quantity?)")
 
 
-def diagnose(analytic, reference, mismatch, *, sizes=(), batch_axes=(), label="numeric"):
+def diagnose(analytic, reference, mismatch, *, sizes=(), batch_axes=(), label="numeric",
+             values=None):
     """Return sentences describing how ``analytic`` differs from ``reference``.
 
     Parameters
@@ -167,6 +196,8 @@ def diagnose(analytic, reference, mismatch, *, sizes=(), batch_axes=(), label="n
         Axes that may hold the examples of a batch.
     label : str
         What the reference is called in sentences (``"numeric"``, ``"torch"``).
+    values : ndarray, same shape, optional
+        The tensor's own values (for patterns in terms of the input).
 
     Returns
     -------
@@ -184,7 +215,9 @@ def diagnose(analytic, reference, mismatch, *, sizes=(), batch_axes=(), label="n
     if count > 2:   # patterns need a few entries to mean anything
         subset = _subset(mismatch, batch_axes)
         found = [p for p in (subset, _periodic(mismatch), None if subset else _borders(mismatch),
-                             _constant_difference(a, r, label), _zeros(a, r, mismatch, label))
+                             _constant_difference(a, r, label)
+                             or _affine_in_values(a, r, values, label),
+                             _zeros(a, r, mismatch, label))
                  if p]
     if count <= _MAX_LISTED and count < mismatch.size:
         entries = ", ".join(str(tuple(int(i) for i in idx)) for idx in np.argwhere(mismatch))

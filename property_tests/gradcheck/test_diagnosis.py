@@ -184,3 +184,28 @@ def test_a_gradient_with_no_pattern_still_gets_a_sentence_that_is_true():
     assert sentence.startswith(f"{int(mismatch.sum())} of 15 entries differ")
     assert f"analytic is larger in magnitude at {larger} of them" in sentence
     assert "torch's sign" in sentence
+
+
+def test_a_softmax_taken_as_diagonal_is_named():
+    def softmax(z):
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        s = e / e.sum(axis=1, keepdims=True)
+        return s, s
+
+    def diagonal_only(dout, s):
+        return dout * s * (1 - s)                # the elementwise shortcut
+
+    z = _rng().normal(size=(3, 4))
+    result = gradcheck.check_function(softmax, diagonal_only, z)
+    (failure,) = result.failures()
+    assert failure.diagnosis[0].startswith("analytic ≈ only the diagonal of the Jacobian")
+
+
+def test_batch_statistics_treated_as_constants_are_recognized():
+    from property_tests.detection.mutants import CASES
+
+    (case,) = [c for c in CASES if c.name == "batchnorm_backward_statistics_constant"]
+    layer, x = case.build(np.random.default_rng(0))
+    failure = gradcheck.check_layer(layer, x, complex_step=False).failures()[0]
+    assert failure.tensor == "x"
+    assert "a constant plus a multiple of the input in every slice" in failure.diagnosis[0]
