@@ -44,16 +44,22 @@ def _build(case, seed=0):
 
 
 # ------------------------------------------------------------------- the verdicts
-@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
-def test_check_function_or_value_and_grad_verdict(case, gradcheck_recorder):
-    callables, args = _build(case)
+def _check_and_record(case, callables, args, recorder, oracle):
+    """Check as a user would, with no option, and record the verdict for detection.csv."""
     if case.entry == "function":
         result = gradcheck.check_function(*callables, *args)
     else:
         result = gradcheck.check_value_and_grad(*callables, *args)
-    gradcheck_recorder.record_detection(case=case.name, family="corpus:" + case.family,
-                                        kind=case.kind, oracle="auto (user-style corpus)",
-                                        result=result)
+    recorder.record_detection(case=case.name, family="corpus:" + case.family, kind=case.kind,
+                              oracle=oracle, result=result)
+    return result
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_check_function_or_value_and_grad_verdict(case, gradcheck_recorder):
+    callables, args = _build(case)
+    result = _check_and_record(case, callables, args, gradcheck_recorder,
+                               "auto (user-style corpus)")
     if case.kind == "bug":
         assert not result.passed, (
             f"the bug {case.name!r} was NOT detected: {case.description}\n{result.message()}")
@@ -110,14 +116,8 @@ def test_the_verdicts_hold_when_every_output_is_1e_8(case, gradcheck_recorder):
     # function) is ~1e8 times too large here: it is measured instead, where it
     # decides, so a bug of a 1e-8 layer is no more hidden than at unit scale.
     callables, args = _build(case)
-    callables = _scaled_outputs(case, callables, 1e-8)
-    if case.entry == "function":
-        result = gradcheck.check_function(*callables, *args)
-    else:
-        result = gradcheck.check_value_and_grad(*callables, *args)
-    gradcheck_recorder.record_detection(case=case.name, family="corpus:" + case.family,
-                                        kind=case.kind, oracle="auto, outputs × 1e-8 (corpus)",
-                                        result=result)
+    result = _check_and_record(case, _scaled_outputs(case, callables, 1e-8), args,
+                               gradcheck_recorder, "auto, outputs × 1e-8 (corpus)")
     assert result.passed == (case.kind == "correct"), (
         f"{case.kind} {case.name!r} at output scale 1e-8: {case.description}\n"
         f"{result.message()}")
