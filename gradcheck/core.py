@@ -617,6 +617,11 @@ def _check_tensor(probing, tensor, given, how):
 
 def _compare(probing, tensor, given, found):
     """The TensorCheck of one tensor whose every entry was estimated (``found``: see :func:`_full`)."""
+    return _compare_with_floor(probing, tensor, given, found)[0]
+
+
+def _compare_with_floor(probing, tensor, given, found):
+    """:func:`_compare`, and the floor it used (an array where each entry has its own)."""
     (a, mask), (n, method, rounding) = given, found
     # Each tensor's floor from its own gradients, and each entry's from the rounding of
     # the outputs it moved: another tensor's scale, or other outputs, hide nothing.
@@ -639,7 +644,7 @@ def _compare(probing, tensor, given, found):
             extra = ()
         if extra:
             check = replace(check, diagnosis=extra + check.diagnosis)
-    return check
+    return check, floor
 
 
 #: Smaller steps tried, as multiples of the tensor's largest magnitude, when a
@@ -671,17 +676,18 @@ def _with_smaller_steps(probing, tensor, given, error):
         shrunk = replace(probing, scale=scale,
                          noise=probing.noise_delta / (probing.step * scale))
         try:
-            check = _compare(shrunk, tensor, given, _full(shrunk, tensor, [], False))
+            check, floor = _compare_with_floor(shrunk, tensor, given,
+                                               _full(shrunk, tensor, [], False))
         except Exception:  # still outside the domain: smaller still
             continue
         # Past a domain edge, the first steps that stay inside give the verdict. A
         # failure with the usual steps is overturned only by a pass that could have
         # seen it: one whose floor is its gradients' (RHO · M), not the rounding
         # noise that smaller steps bring (which would let a subtle error through).
-        sharp = check.floor <= 10 * RHO * float(np.max(np.abs(given[0]), initial=0.0))
+        sharp = float(np.max(floor)) <= 10 * RHO * float(np.max(np.abs(given[0]), initial=0.0))
         if (check.passed and sharp) or error is not None:
             why = ("a probe left the function's domain" if error is not None
-                   else "the usual steps fail for values this small")
+                   else "the usual steps, never below step · max(1, |v|), failed it")
             note = (f"{tensor.name!r} checked with steps {probing.step * scale:.2g} (relative "
                     f"to its largest magnitude, {largest:.2g}): {why}")
             probing.case.notes.append(note)

@@ -205,6 +205,11 @@ def diagnose(analytic, reference, mismatch, *, sizes=(), batch_axes=(), label="n
         Empty when nothing is recognized.
     """
     a, r = np.asarray(analytic, np.float64), np.asarray(reference, np.float64)
+    # In units of the largest magnitude: the patterns do not depend on it, and the
+    # sums of squares below cannot overflow for gradients near 1e300.
+    unit = max(float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(r), initial=0.0)))
+    if np.isfinite(unit) and unit > 0:
+        a, r = a / unit, r / unit
     count = int(mismatch.sum())
     if count == 0:
         return []

@@ -118,7 +118,9 @@ def central_difference(evaluate, array, dout, *, step=STEP, scale=None, rounding
             moved = y_plus != y_minus
             g = np.abs(np.reshape(dout, -1)[np.reshape(moved, -1)])
             size = np.abs(np.reshape(y_plus, -1)[np.reshape(moved, -1)])
-            rounding[index] = float(np.sum(g * size) + np.sum(g)) / (width / 2)
+            with np.errstate(over="ignore"):      # huge outputs: capped, never inf
+                total = (np.sum(g * size) + np.sum(g)) / (width / 2)
+            rounding[index] = min(float(total), float(np.finfo(np.float64).max))
     return grad, 2 * array.size
 
 
@@ -301,10 +303,13 @@ def refine(probe, h, dout, y0, *, noise=0.0):
     bend = abs(slopes[3] - slopes[2]) + abs(slopes[1] - slopes[0])
     kink_here = jump > 8 * bend + 8 * noise / (h / 2)
     # A kink within a step of the point: Δ is no longer quadratic.
-    basis = np.stack([t, t * t], axis=1)
-    fit, *_ = np.linalg.lstsq(basis, d, rcond=None)
-    residual = float(np.linalg.norm(d - basis @ fit))
-    kink_near = residual > max(1e-3 * h * float(np.max(np.abs(slopes))), 100 * noise)
+    # The fit in units of the largest change and of h, so that neither huge changes
+    # (exp at large arguments: its squares overflow) nor tiny ones lose the test.
+    size = max(float(np.max(np.abs(d))), np.finfo(np.float64).tiny)
+    basis = np.stack([t / h, (t / h) ** 2], axis=1)
+    fit, *_ = np.linalg.lstsq(basis, d / size, rcond=None)
+    residual = float(np.linalg.norm(d / size - basis @ fit))
+    kink_near = residual > max(1e-3 * h * float(np.max(np.abs(slopes))), 100 * noise) / size
     kink = kink_here or kink_near
     central_h = (d[3] - d[0]) / (t[3] - t[0])
     central_half = (d[2] - d[1]) / (t[2] - t[1])
@@ -342,7 +347,9 @@ def measure_noise(evaluate, array, dout, direction, h, y0):
         projected = diffs @ np.reshape(dout, -1)
         gamma = math.factorial(k) ** 2 / math.factorial(2 * k)
         if k >= 3:
-            sigmas.append(math.sqrt(gamma * float(np.mean(projected ** 2))))
+            size = float(np.max(np.abs(projected), initial=0.0))
+            spread = float(np.mean((projected / size) ** 2)) if size > 0 else 0.0
+            sigmas.append(size * math.sqrt(gamma * spread))
     return float(np.median(sigmas))
 
 

@@ -87,7 +87,7 @@ def test_tiny_inputs_get_steps_of_their_own_size(magnitude):
     bad = gradcheck.check_function(l2_normalize, l2_normalize_backward_no_projection, x)
     assert [c.tensor for c in bad.failures()] == ["x"]
     if magnitude < 1:
-        assert "the usual steps fail for values this small" in good.message()
+        assert "the usual steps, never below step · max(1, |v|), failed it" in good.message()
 
 
 def test_smaller_steps_never_overturn_a_failure_they_could_not_have_seen():
@@ -99,3 +99,17 @@ def test_smaller_steps_never_overturn_a_failure_they_could_not_have_seen():
         lambda x: (35.0 + np.tanh(x), x), lambda d, x: d * (1 - np.tanh(x) ** 2) * (1 + 1e-5), x)
     assert [c.tensor for c in subtle.failures()] == ["x"]
     assert not any("checked with steps" in n for n in subtle.notes)
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")     # no overflow on the way
+@pytest.mark.parametrize("low, high", [(30.0, 40.0), (500.0, 700.0)])
+def test_exp_at_large_arguments_is_smooth_and_a_small_error_in_it_is_seen(low, high):
+    # exp(700) ~ 1e304: squares of its changes overflow, and a fit on them once
+    # read as a kink; per-entry rounding near the float64 limit once read as inf.
+    x = np.random.default_rng(45).uniform(low, high, size=(3, 4))
+    good = gradcheck.check_function(lambda x: (np.exp(x), x), lambda d, x: d * np.exp(x), x)
+    assert good.passed and good.checks[0].nondifferentiable == 0
+    bad = gradcheck.check_function(lambda x: (np.exp(x), x),
+                                   lambda d, x: 1.001 * d * np.exp(x), x)
+    assert "analytic ≈ 1.001 × numeric" in bad.failures()[0].diagnosis[0]
+    assert not any("checked with steps" in n for n in bad.notes)
