@@ -67,6 +67,32 @@ def _permuted(a, r, label="numeric"):
     return None
 
 
+def _shifted(a, r, label):
+    """``a`` is ``r`` moved by one entry along one or two axes, away from the borders."""
+    scale = float(np.max(np.abs(r), initial=0.0))
+    if scale == 0.0:
+        return None
+    for axes in _axis_pairs(a.ndim) + [(k,) for k in range(a.ndim)]:
+        if any(a.shape[k] < 4 for k in axes):
+            continue
+        inner = [slice(None)] * a.ndim
+        for k in axes:
+            inner[k] = slice(1, a.shape[k] - 1)
+        inner = tuple(inner)
+        if _close(a[inner], r[inner]):
+            continue       # no shift: the interior already agrees
+        for shift in np.ndindex(*(3,) * len(axes)):
+            step = tuple(s - 1 for s in shift)
+            if not any(step):
+                continue
+            if _close(a[inner], np.roll(r, step, axis=axes)[inner]):
+                return (f"analytic ≈ {label} moved by {step if len(step) > 1 else step[0]} "
+                        f"along {'axes' if len(axes) > 1 else 'axis'} "
+                        f"{axes if len(axes) > 1 else axes[0]} (away from the borders): an "
+                        "off-by-one in padding or cropping, a window placed one entry off?")
+    return None
+
+
 def _borders(mismatch):
     for i, j in _axis_pairs(mismatch.ndim):
         n_i, n_j = mismatch.shape[i], mismatch.shape[j]
@@ -213,7 +239,7 @@ def diagnose(analytic, reference, mismatch, *, sizes=(), batch_axes=(), label="n
     count = int(mismatch.sum())
     if count == 0:
         return []
-    whole = _factor(a, r, sizes, label) or _permuted(a, r, label)
+    whole = _factor(a, r, sizes, label) or _permuted(a, r, label) or _shifted(a, r, label)
     if whole:
         return [whole]
     found = []

@@ -209,3 +209,21 @@ def test_batch_statistics_treated_as_constants_are_recognized():
     failure = gradcheck.check_layer(layer, x, complex_step=False).failures()[0]
     assert failure.tensor == "x"
     assert "a constant plus a multiple of the input in every slice" in failure.diagnosis[0]
+
+
+@pytest.mark.parametrize("case_name, tensor, shift", [
+    ("conv_dx_crop_padding_plus_one", "x", "(-1, -1)"),
+    ("conv_dx_crop_padding_minus_one", "x", "(1, 1)"),
+])
+def test_a_gradient_moved_by_one_entry_is_named_as_an_off_by_one(case_name, tensor, shift):
+    from property_tests.detection.mutants import CASES
+
+    (case,) = [c for c in CASES if c.name == case_name]
+    layer, x = case.build(np.random.default_rng(0))
+    (failure,) = [f for f in gradcheck.check_layer(layer, x).failures() if f.tensor == tensor]
+    assert failure.diagnosis[0].startswith(f"analytic ≈ numeric moved by {shift} along axes (0, 1)")
+
+
+def test_a_gradient_that_is_not_moved_is_not_called_moved():
+    r = np.arange(36.0).reshape(6, 6)
+    assert not any("moved by" in d for d in diagnose(2 * r, r, r != 0))
