@@ -639,6 +639,7 @@ def _compare_with_floor(probing, tensor, given, found):
     if not check.passed:
         try:       # best effort: these probes use the usual steps, which may leave the domain
             extra = (_structural_diagnosis(probing, tensor, a)
+                     or _dropped_output_diagnosis(probing, tensor, a)
                      or _diagonal_diagnosis(probing, tensor, a))
         except Exception:
             extra = ()
@@ -861,6 +862,34 @@ def _transforms(array):
         if array.shape[i] == array.shape[j] > 1:
             yield f"with axes {i} and {j} swapped (a missing or extra transpose?)", \
                 np.swapaxes(array, i, j).copy()
+
+
+def _dropped_output_diagnosis(probing, tensor, analytic):
+    """Is the analytic gradient that of all outputs but one (its upstream gradient ignored)?
+
+    For a function of several outputs (an LSTM step's ``next_h`` and
+    ``next_c``): along one random direction, compares the analytic projection
+    with the derivative of ``J`` without output ``k``'s term (2 calls per output).
+    """
+    case = probing.case
+    shapes = case.output_shapes or ()
+    if len(shapes) < 2 or not np.all(np.isfinite(analytic)):
+        return ()
+    direction = probing.rng.standard_normal(analytic.shape)
+    direction /= max(float(np.max(np.abs(direction), initial=0.0)), 1e-300)
+    projected = float(np.sum(analytic * direction))
+    scale = float(np.sum(np.abs(analytic * direction)))
+    bounds = np.cumsum([0] + [int(np.prod(s, dtype=np.int64)) for s in shapes])
+    for k, name in enumerate(case.dout_names[:len(shapes)]):
+        without = probing.G.copy()
+        without[bounds[k]:bounds[k + 1]] = 0.0
+        numeric, _ = num.directional_difference(tensor.evaluate, tensor.array, without,
+                                                direction, step=probing.precision.step)
+        if abs(numeric - projected) <= 1e-6 * max(scale, abs(numeric)):
+            return (f"analytic ≈ the gradient without output {k}'s term: the backward ignores "
+                    f"its upstream gradient {name!r} (or the path from this input to output "
+                    f"{k})",)
+    return ()
 
 
 #: Tensors up to this size get the diagonal-Jacobian diagnosis (2 calls per entry).

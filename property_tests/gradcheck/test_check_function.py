@@ -792,3 +792,13 @@ def test_messages_name_a_missing_gradient_and_the_upstream_gradient_written_into
     (hazard,) = result.hazards
     assert hazard.startswith("backward_writes modified its argument dc: 6 of 6 entries changed, "
                              "the first at (0, 0)")
+
+
+def test_a_backward_that_ignores_one_upstream_gradient_is_told_which():
+    rng = _rng(46)
+    args = rng.normal(size=(4, 3)), rng.normal(size=(3, 5))
+    bad = gradcheck.check_function(split_forward, split_backward_forgets_second_output, *args)
+    for failure in bad.failures():
+        assert failure.diagnosis[0].startswith(
+            "analytic ≈ the gradient without output 1's term: the backward ignores its upstream "
+            "gradient 'db'")
