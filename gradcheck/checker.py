@@ -24,7 +24,7 @@ __all__ = ["check_layer", "assert_layer_gradients", "check_function",
 
 def check_layer(layer, x, *, mode="auto", seed=0, dout=None, torch_fn=None, step=None,
                 fd_tolerance=None, torch_tolerance=None, complex_step=None, name=None,
-                fd_exclude=None, coloring=None, strict=False):
+                fd_exclude=None, coloring=None, strict=False, threads=1):
     """Check a layer's backward pass against numerical differences (and torch).
 
     First the self-checks every correct layer passes: forward gives the same
@@ -96,6 +96,11 @@ def check_layer(layer, x, *, mode="auto", seed=0, dout=None, torch_fn=None, step
         ``dout`` or params). By default a hazard is reported in
         ``result.hazards`` and as a :class:`HazardWarning`, and the verdict
         is about the gradients alone.
+    threads : int or None, default 1
+        BLAS (through threadpoolctl) and torch (when already imported) run on
+        this many threads during the check, and get their own back after: a
+        check is a long run of small calls, which extra threads only slow
+        down on a busy machine. None leaves them as they are.
 
     Returns
     -------
@@ -132,7 +137,7 @@ def check_layer(layer, x, *, mode="auto", seed=0, dout=None, torch_fn=None, step
     options = make_options(mode=mode, seed=seed, dout=dout, torch_fn=torch_fn, step=step,
                            fd_tolerance=fd_tolerance, torch_tolerance=torch_tolerance,
                            complex_step=complex_step, name=name, fd_exclude=fd_exclude,
-                           coloring=coloring, strict=strict)
+                           coloring=coloring, strict=strict, threads=threads)
     return check(LayerCase(layer, x, options.name), options)
 
 

@@ -16,6 +16,7 @@ function is behind the case: tensors are names, outputs one concatenated vector
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -91,6 +92,29 @@ class _Tensor:
 
 def check(case, options):
     """Check ``case`` with ``options``; return a :class:`CheckResult`."""
+    with _limited_threads(options.threads):
+        return _check(case, options)
+
+
+@contextmanager
+def _limited_threads(threads):
+    """BLAS (threadpoolctl) and torch on ``threads`` threads during a check; None: as they are.
+
+    A check is a long run of small forward calls: on a busy machine each call
+    of a multithreaded BLAS waits for its threads, many times slower.
+    """
+    if threads is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    from gradcheck.torch_oracle import torch_threads
+
+    with threadpool_limits(limits=threads), torch_threads(threads):
+        yield
+
+
+def _check(case, options):
     exclude = _validate_exclude(options.fd_exclude, {k: v.shape for k, v in case.tensors.items()})
     precision_name = np.result_type(*case.tensors.values()).name
     precision = PRECISIONS[precision_name]

@@ -97,6 +97,7 @@ class Options:
     fd_exclude: dict | None = None
     coloring: object = None
     strict: bool = False
+    threads: int | None = 1
 
 
 def require_finite(name, array):
@@ -144,7 +145,7 @@ def _douts(dout):
 
 def make_options(*, mode="auto", seed=0, dout=None, torch_fn=None, step=None,
                  fd_tolerance=None, torch_tolerance=None, complex_step=None, name=None,
-                 fd_exclude=None, coloring=None, strict=False):
+                 fd_exclude=None, coloring=None, strict=False, threads=1):
     """Return validated :class:`Options`; raise TypeError/ValueError naming a bad argument."""
     if mode not in MODES:
         raise ValueError(f"`mode` must be one of {MODES}, got {mode!r}")
@@ -155,6 +156,9 @@ def make_options(*, mode="auto", seed=0, dout=None, torch_fn=None, step=None,
         raise TypeError(f"`seed` must be a non-negative integer, got {seed!r}")
     if seed < 0:
         raise ValueError(f"`seed` must be a non-negative integer, got {seed!r}")
+    if threads is not None and (isinstance(threads, (bool, np.bool_))
+                                or not isinstance(threads, numbers.Integral) or threads < 1):
+        raise ValueError(f"`threads` must be a positive integer or None, got {threads!r}")
     if not isinstance(strict, (bool, np.bool_)):
         raise TypeError(f"`strict` must be True or False, got {strict!r}")
     if complex_step is not None and not isinstance(complex_step, (bool, np.bool_)):
@@ -172,4 +176,5 @@ def make_options(*, mode="auto", seed=0, dout=None, torch_fn=None, step=None,
                    fd_tolerance=fd_tolerance, torch_tolerance=torch_tolerance,
                    complex_step=None if complex_step is None else bool(complex_step),
                    name=None if name is None else str(name),
-                   fd_exclude=fd_exclude, coloring=coloring, strict=bool(strict))
+                   fd_exclude=fd_exclude, coloring=coloring, strict=bool(strict),
+                   threads=None if threads is None else int(threads))

@@ -3,9 +3,12 @@ and only when an oracle is asked for."""
 
 from __future__ import annotations
 
+import sys
+from contextlib import contextmanager
+
 import numpy as np
 
-__all__ = ["torch_vjp", "torch_gradients"]
+__all__ = ["torch_vjp", "torch_gradients", "torch_threads"]
 
 
 def torch_vjp(call, values, douts, what="the function"):
@@ -55,6 +58,25 @@ def torch_vjp(call, values, douts, what="the function"):
         name: (np.zeros(np.shape(values[name])) if g is None else g.detach().numpy().copy())
         for name, g in zip(leaves, grads)
     }
+
+
+@contextmanager
+def torch_threads(threads):
+    """Hold torch's intra-op threads to ``threads`` for a while, if torch is already imported.
+
+    A check never imports torch for this: without a ``torch_fn`` and with no
+    torch layer, there is nothing to limit.
+    """
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def torch_gradients(torch_fn, x, params, dout):

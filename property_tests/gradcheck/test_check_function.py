@@ -802,3 +802,51 @@ def test_a_backward_that_ignores_one_upstream_gradient_is_told_which():
         assert failure.diagnosis[0].startswith(
             "analytic ≈ the gradient without output 1's term: the backward ignores its upstream "
             "gradient 'db'")
+
+
+# ---------------------------------------------------------------------- threads
+def _blas_threads():
+    from threadpoolctl import threadpool_info
+
+    return [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
+
+
+def test_a_check_holds_blas_and_torch_to_one_thread_and_gives_them_back():
+    from threadpoolctl import threadpool_limits
+
+    torch = pytest.importorskip("torch")
+    seen = []
+
+    def forward(x, w):
+        seen.append((_blas_threads(), torch.get_num_threads()))
+        return x @ w, (x, w)
+
+    def backward(dout, cache):
+        x, w = cache
+        return dout @ w.T, x.T @ dout
+
+    args = _rng(47).normal(size=(3, 4)), _rng(48).normal(size=(4, 2))
+    with threadpool_limits(limits=2), TorchThreads(torch, 2):
+        before = (_blas_threads(), torch.get_num_threads())
+        assert gradcheck.check_function(forward, backward, *args).passed
+        assert (_blas_threads(), torch.get_num_threads()) == before    # given back
+        assert all(blas == [1] * len(blas) and t == 1 for blas, t in seen)
+        seen.clear()
+        assert gradcheck.check_function(forward, backward, *args, threads=None).passed
+        assert all(entry == before for entry in seen)                     # left alone
+    with pytest.raises(ValueError, match=r"`threads` must be a positive integer or None, got 0"):
+        gradcheck.check_function(forward, backward, *args, threads=0)
+
+
+class TorchThreads:
+    """torch on ``n`` threads inside the block, as a user's session might have it."""
+
+    def __init__(self, torch, n):
+        self.torch, self.n = torch, n
+
+    def __enter__(self):
+        self.before = self.torch.get_num_threads()
+        self.torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc):
+        self.torch.set_num_threads(self.before)
