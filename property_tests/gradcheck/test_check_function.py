@@ -259,6 +259,7 @@ def test_a_gradient_of_the_wrong_shape_fails_and_says_whether_a_reshape_would_ma
     assert failure.gradient == "db" and not failure.passed
 
 
+@pytest.mark.filterwarnings("ignore::gradcheck.HazardWarning")   # asserted in result.hazards
 def test_the_callers_arguments_are_never_changed_and_the_function_sees_copies():
     seen = []
 
@@ -750,6 +751,7 @@ def test_a_domain_edge_within_a_step_gets_smaller_steps_and_a_nan_gradient_fails
     assert "non-finite entries" in nan.message()
 
 
+@pytest.mark.filterwarnings("ignore::gradcheck.HazardWarning")   # asserted in result.hazards
 def test_a_forward_that_removes_a_key_or_a_model_that_adds_one_is_handled():
     def pops(x, p):
         W = p.pop("W")
@@ -775,6 +777,7 @@ def test_a_forward_that_removes_a_key_or_a_model_that_adds_one_is_handled():
     assert set(model.params) == keys
 
 
+@pytest.mark.filterwarnings("ignore::gradcheck.HazardWarning")   # asserted in result.hazards
 def test_messages_name_a_missing_gradient_and_the_upstream_gradient_written_into():
     with pytest.raises(TypeError, match=r"for 'w'` is None"):
         gradcheck.check_function(affine_forward, lambda d, c: (affine_backward(d, c)[0], None,
