@@ -73,8 +73,8 @@ _PROBE_NOTE = (
 class _InPlace:
     """A dict of arrays the user's code reads at call time (``layer.params``), perturbed in place.
 
-    ``swap`` puts another array object in a key for a while (the complex
-    step); ``intact`` finds and undoes writes by the user's code.
+    ``intact`` finds and undoes writes by the user's code; ``restore`` puts
+    back the original objects and values (and drops keys the code added).
     """
 
     def __init__(self, owner, where, keys=None):
@@ -309,7 +309,6 @@ class LayerCase(Case):
         validate_float("x", x)
         self.layer = layer
         self.complex_safe = bool(getattr(layer, "complex_safe", False))
-        self.x = x
         self.params = _InPlace(layer.params, "layer.params")
         input_name = str(getattr(layer, "input_name", "x"))
         tensors = {"x": x.copy(), **layer.params}
@@ -531,19 +530,24 @@ class FunctionCase(Case):
         else:
             validate_float(name, value)
 
-    def _call_args(self):
-        """Fresh copies of every argument, the differentiable ones from the working arrays."""
+    def _arguments(self, tensor):
+        """The forward's arguments: ``tensor(name)`` for each differentiable one (also inside a
+        dict argument), fresh deep copies of the others."""
         call = []
         for k, value in enumerate(self.args):
             if (k, None) in self.tensor_of:
-                call.append(self.tensors[self.tensor_of[(k, None)]].copy())
+                call.append(tensor(self.tensor_of[(k, None)]))
             elif isinstance(value, dict) and any((k, key) in self.tensor_of for key in value):
-                call.append({key: self.tensors[self.tensor_of[(k, key)]].copy()
+                call.append({key: tensor(self.tensor_of[(k, key)])
                              if (k, key) in self.tensor_of else copy.deepcopy(v)
                              for key, v in value.items()})
             else:
                 call.append(copy.deepcopy(value))
         return call
+
+    def _call_args(self):
+        """Fresh copies of every argument, the differentiable ones from the working arrays."""
+        return self._arguments(lambda name: self.tensors[name].copy())
 
     def _bind(self, name, array):
         if self.owner is not None:
@@ -653,15 +657,7 @@ class FunctionCase(Case):
 
     def torch_call(self, torch_fn):
         def call(leaves):
-            args = []
-            for k, value in enumerate(self.args):
-                if (k, None) in self.tensor_of:
-                    args.append(leaves[self.tensor_of[(k, None)]])
-                elif isinstance(value, dict) and any((k, key) in self.tensor_of for key in value):
-                    args.append({key: leaves[self.tensor_of[(k, key)]]
-                                 if (k, key) in self.tensor_of else value[key] for key in value})
-                else:
-                    args.append(copy.deepcopy(value))
+            args = self._arguments(leaves.__getitem__)
             if self.owner is not None:
                 args.append({key: _tied_leaf(leaves, self.aliases, self.tensor_of[("params", key)],
                                              self.owner.originals[key].shape)

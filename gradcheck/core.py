@@ -561,11 +561,23 @@ class _Fast:
     kink: bool
 
 
+def _random_direction(probing, shape):
+    """A standard normal direction from the check's own stream, scaled to ``max|d| = 1``."""
+    direction = probing.rng.standard_normal(shape)
+    return direction / max(float(np.max(np.abs(direction), initial=0.0)), 1e-300)
+
+
+def _along(probing, analytic):
+    """A random direction, the analytic gradient's projection on it, and that sum's scale."""
+    direction = _random_direction(probing, analytic.shape)
+    return (direction, float(np.sum(analytic * direction)),
+            float(np.sum(np.abs(analytic * direction))))
+
+
 def _fast(probing, tensor, analytic):
     """Check one tensor along a random direction."""
     G, tol = probing.G, probing.tol
-    direction = probing.rng.standard_normal(tensor.array.shape)
-    direction /= max(float(np.max(np.abs(direction), initial=0.0)), 1e-300)
+    direction = _random_direction(probing, tensor.array.shape)
     if probing.use_complex:
         numeric, _ = tensor.complex_numeric(
             lambda evaluate, array: num.directional_difference(evaluate, array, G, direction,
@@ -744,8 +756,7 @@ def _measured_floor(probing, tensor, pair, exclude, floor):
              & ~exclude)
     if not saved.any():
         return floor
-    direction = probing.rng.standard_normal(tensor.array.shape)
-    direction /= max(float(np.max(np.abs(direction), initial=0.0)), 1e-300)
+    direction = _random_direction(probing, tensor.array.shape)
     h = _NOISE_STEP * (probing.scale if probing.scale is not None
                        else max(1.0, float(np.max(np.abs(tensor.array), initial=0.0))))
     sigma = num.measure_noise(tensor.evaluate, tensor.array, probing.G, direction, h,
@@ -776,8 +787,7 @@ def _torch_checks(probing, analytic, options):
     values = {k: case.tensors[k] for k in analytic}
     reference = torch_vjp(case.torch_call(options.torch_fn), values, case.split(probing.G),
                           case.forward_what)
-    noise = precision.noise_factor * precision.unit_roundoff * _rounding_scale(probing.G,
-                                                                               probing.y0)
+    noise = probing.noise_delta      # torch takes no difference: the outputs' rounding alone
     tol = options.torch_tolerance or precision.torch_tolerance
     return [_tensor_check(case, k,
                           _Scale("torch", "torch",
@@ -869,9 +879,10 @@ def _kink_note(outside, mismatch):
     if not count:
         return ()
     return (f"{count} of the wrong entries sit at kinks (one-sided derivatives disagree) with "
-            "the analytic value outside them: wrong there, or a tie shared by overlapping "
-            "windows, which central differences cannot judge (leave such entries out with "
-            "fd_exclude and compare with torch, or make the layer complex-safe)",)
+            "the analytic value outside them and belong to no tie the checker could confirm "
+            "(moved together, their set was not smooth, or there were more than "
+            f"{_MAX_TIE_SETS}): wrong there, or beyond central differences (leave them out "
+            "with fd_exclude and compare with torch, or make the layer complex-safe)",)
 
 
 # ------------------------------------------------------------------------- diagnosis
@@ -899,14 +910,10 @@ def _dropped_output_diagnosis(probing, tensor, analytic):
     shapes = case.output_shapes or ()
     if len(shapes) < 2 or not np.all(np.isfinite(analytic)):
         return ()
-    direction = probing.rng.standard_normal(analytic.shape)
-    direction /= max(float(np.max(np.abs(direction), initial=0.0)), 1e-300)
-    projected = float(np.sum(analytic * direction))
-    scale = float(np.sum(np.abs(analytic * direction)))
-    bounds = np.cumsum([0] + [int(np.prod(s, dtype=np.int64)) for s in shapes])
+    direction, projected, scale = _along(probing, analytic)
     for k, name in enumerate(case.dout_names[:len(shapes)]):
         without = probing.G.copy()
-        without[bounds[k]:bounds[k + 1]] = 0.0
+        case.split(without)[k][...] = 0.0         # views into ``without``
         numeric, _ = num.directional_difference(tensor.evaluate, tensor.array, without,
                                                 direction, step=probing.precision.step)
         if abs(numeric - projected) <= 1e-6 * max(scale, abs(numeric)):
@@ -953,10 +960,7 @@ def _structural_diagnosis(probing, tensor, analytic):
     case = probing.case
     if not np.all(np.isfinite(analytic)):
         return ()
-    direction = probing.rng.standard_normal(analytic.shape)
-    direction /= max(float(np.max(np.abs(direction), initial=0.0)), 1e-300)
-    projected = float(np.sum(analytic * direction))
-    scale = float(np.sum(np.abs(analytic * direction)))
+    direction, projected, scale = _along(probing, analytic)
     for key, value in list(case.tensors.items()):
         if key == tensor.name or value.ndim < 2:
             continue

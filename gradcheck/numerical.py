@@ -72,6 +72,22 @@ def _evaluate_at(evaluate, array, index, value):
         array[index] = original
 
 
+def _entry_stencils(evaluate, array, step, scale=None):
+    """Yield ``(k, index, y⁺, y⁻, x⁺ - x⁻)`` for every entry (C order), moved to ``v ± h``.
+
+    ``h`` as :func:`_step` gives it (``scale[index]`` when a scale is given);
+    the width is that of the values actually stored. Each entry is written
+    back bit for bit before the next.
+    """
+    for k, index in enumerate(np.ndindex(array.shape)):
+        original = array[index]
+        h = float(_step(step, abs(float(original)), array.dtype,
+                        None if scale is None else scale[index]))
+        y_plus, x_plus = _evaluate_at(evaluate, array, index, original + h)
+        y_minus, x_minus = _evaluate_at(evaluate, array, index, original - h)
+        yield k, index, y_plus, y_minus, float(x_plus) - float(x_minus)
+
+
 def central_difference(evaluate, array, dout, *, step=STEP, scale=None, rounding=None):
     """Return ``d<dout, evaluate()>/d array`` by central differences, entry by entry.
 
@@ -106,13 +122,7 @@ def central_difference(evaluate, array, dout, *, step=STEP, scale=None, rounding
         Number of calls to ``evaluate`` (``2 · array.size``).
     """
     grad = np.empty(array.shape, dtype=np.float64)
-    for index in np.ndindex(array.shape):
-        original = array[index]
-        h = float(_step(step, abs(float(original)), array.dtype,
-                        None if scale is None else scale[index]))
-        y_plus, x_plus = _evaluate_at(evaluate, array, index, original + h)
-        y_minus, x_minus = _evaluate_at(evaluate, array, index, original - h)
-        width = float(x_plus) - float(x_minus)
+    for _, index, y_plus, y_minus, width in _entry_stencils(evaluate, array, step, scale):
         grad[index] = _project(dout, y_plus, y_minus) / width
         if rounding is not None:
             moved = y_plus != y_minus
@@ -137,13 +147,9 @@ def diagonal_difference(evaluate, array, dout, *, step=STEP):
     """
     flat_dout = np.reshape(dout, -1)
     diagonal = np.empty(array.shape, dtype=np.float64)
-    for k, index in enumerate(np.ndindex(array.shape)):
-        original = array[index]
-        h = float(_step(step, abs(float(original)), array.dtype))
-        y_plus, x_plus = _evaluate_at(evaluate, array, index, original + h)
-        y_minus, x_minus = _evaluate_at(evaluate, array, index, original - h)
+    for k, index, y_plus, y_minus, width in _entry_stencils(evaluate, array, step):
         change = np.reshape(y_plus, -1)[k] - np.reshape(y_minus, -1)[k]
-        diagonal[index] = flat_dout[k] * change / (float(x_plus) - float(x_minus))
+        diagonal[index] = flat_dout[k] * change / width
     return diagonal
 
 
