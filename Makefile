@@ -40,9 +40,13 @@ test: $(STAMP)
 # Speed and memory of conv and pooling against torch (a benchmark, not a test):
 # writes $(REPORTS)/bench_layers.csv and prints the ratios. Then the checker's
 # cost and accuracy against torch.autograd.gradcheck: $(REPORTS)/bench_checker.csv.
+# Then the checker on plain user-style layers (no hints) against torch's gradcheck of
+# the same code: its user_* rows merged into bench_checker.csv (after bench_checker,
+# which rewrites that file), and $(REPORTS)/bench_users.md.
 bench: $(STAMP)
 	$(PY) -m benchmarks.bench_layers --out $(REPORTS)/bench_layers.csv
 	$(PY) -m benchmarks.bench_checker --out $(REPORTS)/bench_checker.csv
+	$(PY) -m benchmarks.bench_users --out $(REPORTS)/bench_checker.csv
 
 clean:
-	rm -rf $(VENV) .hypothesis .pytest_cache $(REPORTS)/*.csv $(REPORTS)/summary.md $(REPORTS)/*.png
+	rm -rf $(VENV) .hypothesis .pytest_cache $(REPORTS)/*.csv $(REPORTS)/summary.md $(REPORTS)/bench_users.md $(REPORTS)/*.png

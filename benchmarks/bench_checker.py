@@ -61,7 +61,11 @@ Run: ``make bench`` (or ``python -m benchmarks.bench_checker [--quick]``;
 ``max(result.max_rel_error.values())``, the checker's own metric),
 ``backward_vs_torch`` (the layer's backward against torch autograd, same
 measure as ``accuracy``), ``time_vs_torch_slow`` and ``calls_vs_torch_slow``
-(this method over torch's slow mode on the same case), ``note``.
+(this method over torch's slow mode on the same case), ``peak_mb`` (the
+growth of the resident set during the check, MiB: blank here, filled by
+``benchmarks.bench_users`` for its default-mode rows), ``note``.
+``benchmarks.bench_users`` merges its ``user_*`` rows into the same file
+(``make bench`` runs it after this one, which rewrites the file).
 """
 
 from __future__ import annotations
@@ -84,7 +88,7 @@ from reference_impls import AvgPool2D, Conv2D, Dense, MaxPool2D, ReLU, cnn
 COLUMNS = ["case", "shape", "entries", "method", "seconds", "runs", "threads",
            "forward_calls", "passed",
            "accuracy", "ours_rel_error", "backward_vs_torch", "time_vs_torch_slow",
-           "calls_vs_torch_slow", "note"]
+           "calls_vs_torch_slow", "peak_mb", "note"]
 METHODS = ("ours_full", "ours_central", "ours_fast", "torch_slow", "torch_fast")
 #: torch.autograd.gradcheck's defaults, passed explicitly.
 TORCH_EPS, TORCH_ATOL, TORCH_RTOL = 1e-6, 1e-5, 1e-3
@@ -232,10 +236,13 @@ def _ours(setup, **options):
         else:
             scale = float(np.max(np.abs(setup.exact[check.tensor]), initial=0.0))
         worst = max(worst, check.max_abs_error / scale if scale > 0 else check.max_abs_error)
-    methods = sorted({c.method for c in result.checks})
     return Outcome(forward_calls=result.forward_calls, passed=result.passed, accuracy=worst,
-                   ours_rel_error=max(result.max_rel_error.values()),
-                   note="method " + "+".join(methods))
+                   ours_rel_error=max(result.max_rel_error.values()), note=method_note(result))
+
+
+def method_note(result):
+    """``"method "`` and the methods a CheckResult used, joined by ``+``."""
+    return "method " + "+".join(sorted({c.method for c in result.checks}))
 
 
 def ours_full(setup):

@@ -12,13 +12,13 @@ from gradcheck.case import FunctionCase, LayerCase, ValueAndGradCase
 from gradcheck.core import GroupingWarning, PrecisionWarning, check
 from gradcheck.result import HazardWarning
 from gradcheck.options import (
-    AUTO_FULL_LIMIT, COMPLEX_STEP_TOLERANCE, FD_TOLERANCE, PRECISIONS, TORCH_TOLERANCE,
+    AUTO_MAX_CALLS, AUTO_MAX_SECONDS, COMPLEX_STEP_TOLERANCE, FD_TOLERANCE, PRECISIONS, TORCH_TOLERANCE,
     Precision, make_options,
 )
 
 __all__ = ["check_layer", "assert_layer_gradients", "check_function",
            "assert_function_gradients", "check_value_and_grad", "assert_value_and_grad",
-           "FD_TOLERANCE", "TORCH_TOLERANCE", "COMPLEX_STEP_TOLERANCE", "AUTO_FULL_LIMIT",
+           "FD_TOLERANCE", "TORCH_TOLERANCE", "COMPLEX_STEP_TOLERANCE", "AUTO_MAX_CALLS", "AUTO_MAX_SECONDS",
            "PRECISIONS", "Precision", "PrecisionWarning", "GroupingWarning", "HazardWarning"]
 
 

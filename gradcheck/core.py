@@ -18,6 +18,7 @@ from __future__ import annotations
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -25,7 +26,7 @@ from gradcheck import numerical as num
 from gradcheck.diagnosis import diagnose
 from gradcheck.metrics import RHO, error_floor, relative_errors
 from gradcheck.options import (
-    AUTO_FULL_LIMIT, COMPLEX_STEP_TOLERANCE, FAST_FALLBACK_LIMIT, PRECISIONS,
+    AUTO_MAX_CALLS, AUTO_MAX_SECONDS, COMPLEX_STEP_TOLERANCE, FAST_FALLBACK_LIMIT, PRECISIONS,
 )
 from gradcheck.result import ORACLE_LABELS, CheckResult, HazardWarning, TensorCheck
 from gradcheck.selfcheck import changed, nondeterminism, nonlinearity
@@ -66,6 +67,13 @@ class _Probing:
     #: entry (a tensor of small values, or one whose probes crossed a domain edge).
     scale: float | None = None
 
+    @cached_property
+    def output_noise(self):
+        """Per output, the absolute rounding of ``G ⊙ y`` (``noise_delta`` is their sum)."""
+        precision = self.precision
+        return precision.noise_factor * precision.unit_roundoff * (np.abs(self.G * self.y0)
+                                                                   + np.abs(self.G))
+
     @property
     def oracle(self):
         return "complex_step" if self.use_complex else "finite_differences"
@@ -77,6 +85,8 @@ class _Tensor:
     def __init__(self, case, name):
         self.case, self.name = case, name
         self.array = case.tensors[name]
+        #: How its entries were probed, for the result (set by :func:`_full`).
+        self.how = ""
 
     def evaluate(self):
         return self.case.evaluate()
@@ -135,8 +145,9 @@ def _check(case, options):
         case.probing = True
         use_complex = _use_complex_step(case, options.complex_step, precision_name)
         analytic, shape_notes = _conform(analytic, case.tensors)
-        probing = _probing(case, G, y, precision, use_complex, options)
-        checks = _numerical_checks(probing, analytic, exclude, options, problems)
+        probing = _probing(case, G, y, precision, bool(use_complex), options)
+        checks = _numerical_checks(probing, analytic, exclude, options, problems,
+                                   tested=use_complex is None)
         if options.torch_fn is not None:
             checks += _torch_checks(probing, analytic, options)
         checks = [_with_shape_note(c, shape_notes.get(c.tensor)) for c in checks]
@@ -238,6 +249,7 @@ def _out_eps(case):
 
 
 def _use_complex_step(case, complex_step, precision_name):
+    """True or False for every tensor, or None: tried per tensor (:func:`_oracle_for`)."""
     if case.aliases:
         # A complex copy of a tied tensor would leave its ties real: perturbing
         # the shared memory in place (central differences) moves them all.
@@ -246,7 +258,9 @@ def _use_complex_step(case, complex_step, precision_name):
                               "differentiated by central differences, which move every tie")
         return False
     if complex_step is None:
-        return case.complex_safe and precision_name == "float64"
+        if precision_name != "float64":
+            return False
+        return True if case.complex_safe else None
     if complex_step and precision_name != "float64":
         raise ValueError(f"`complex_step`=True needs a float64 layer, this one computes in "
                          f"{precision_name}")
@@ -303,20 +317,33 @@ def _rounding_scale(G, y):
 
 
 def _probing(case, G, y, precision, use_complex, options):
-    step = options.step or precision.step
     noise_delta = precision.noise_factor * precision.unit_roundoff * _rounding_scale(G, y)
-    tol = options.fd_tolerance or (COMPLEX_STEP_TOLERANCE if use_complex
-                                   else precision.fd_tolerance)
-    return _Probing(case=case, G=G, y0=y, precision=precision, use_complex=use_complex,
-                    step=step, tol=tol,
-                    noise=noise_delta if use_complex else noise_delta / step,
-                    noise_delta=noise_delta, rng=np.random.default_rng([options.seed, 1]))
+    probing = _Probing(case=case, G=G, y0=y, precision=precision, use_complex=use_complex,
+                       step=options.step or precision.step, tol=0.0, noise=0.0,
+                       noise_delta=noise_delta, rng=np.random.default_rng([options.seed, 1]))
+    return _with_oracle(probing, use_complex, options)
 
 
 # -------------------------------------------------------------------------- the plan
 
+@dataclass(frozen=True)
+class _How:
+    """The plan for one tensor.
+
+    ``colorings``: the groupings to try, best first, as (source, colors);
+    ``fast``: along one random direction; ``give_up``: when every grouping
+    fails, along one direction rather than entry by entry (auto mode, when
+    that is over budget); ``why``: the reason, for the result.
+    """
+
+    colorings: list
+    fast: bool
+    give_up: bool
+    why: str = ""
+
+
 def _colorings(case, name, shape, given):
-    """The groupings to try for one tensor, best first: given, declared by the code, guessed."""
+    """The groupings known for one tensor, best first: given by the caller, declared by the code."""
     found = []
     if given is not None and name in given:
         colors = given[name]
@@ -328,15 +355,6 @@ def _colorings(case, name, shape, given):
     declared = case.declared_coloring(name, shape)
     if declared is not None:
         found.append(declared)
-    for axis in _batch_axes(shape, case.output_shapes):
-        # Guess that the slices along this axis are independent (examples of a
-        # batch, or a weight's columns feeding one output column each):
-        # verified by grouped_difference, so a wrong guess costs calls only.
-        others = np.arange(int(np.prod(shape)) // shape[axis])
-        rest = np.delete(shape, axis)
-        colors = np.moveaxis(np.broadcast_to(others.reshape(rest)[..., None],
-                                             (*rest, shape[axis])), -1, axis)
-        found.append(("guessed", colors))
     return found
 
 
@@ -348,36 +366,171 @@ def _batch_axes(shape, output_shapes):
             if shape[axis] > 1 and all(s[axis] == shape[axis] for s in output_shapes)]
 
 
-def _plan(probing, tensors, options, problems):
-    """Per tensor: the groupings to try, and whether it goes along one direction (fast)."""
-    case = probing.case
-    # Grouping needs the probes' ratios to name an owner: float64 only, and a
-    # function that failed a self-check (nondeterministic) is not worth it.
-    grouping = (options.coloring is not False and probing.precision.unit_roundoff < 1e-15
-                and not problems)
-    given = options.coloring if grouping else None
-    # A tensor of less than float64 (a float16 input of a float64 layer) cannot
-    # hold the distinct step multiples that name an output's owner.
-    colorings = {t.name: _colorings(case, t.name, t.array.shape, given)
-                 if grouping and t.array.dtype == np.float64 else [] for t in tensors}
+def _grouping(probing, options, problems):
+    """Whether entries may be probed by groups in this check.
 
-    def cost(t):   # probes a full check of t needs at best: groups, else entries
-        return min([t.array.size] + [len(np.unique(c)) for _, c in colorings[t.name]])
+    Grouping needs the probes' ratios to name an owner: float64 only, and a
+    function that failed a self-check (nondeterministic) is not worth it.
+    """
+    return (options.coloring is not False and probing.precision.unit_roundoff < 1e-15
+            and not problems)
 
-    fast = {t.name for t in tensors
-            if options.mode == "fast" or (options.mode == "auto" and cost(t) > AUTO_FULL_LIMIT)}
-    return colorings, fast
+
+def _calls(probing):
+    """Forward calls per group and per entry of a full check with this probing's oracle."""
+    return (2, 1) if probing.use_complex else (3, 2)
+
+
+def _over_budget(case, calls, complex_=False, least=False):
+    """Why ``calls`` forward calls (complex ones with ``complex_``; ``least``: at the least)
+    are over mode 'auto''s budget for one tensor, or ''."""
+    seconds = calls * case.seconds_per_call(complex_)
+    if calls <= AUTO_MAX_CALLS and seconds <= AUTO_MAX_SECONDS:
+        return ""
+    return (f"every entry would take {'at least ' if least else ''}~{calls:,} forward calls "
+            f"(~{seconds:.2g} s), over the "
+            f"budget of mode 'auto' ({AUTO_MAX_CALLS:,} calls, {AUTO_MAX_SECONDS:g} s a tensor); "
+            "mode='full' checks every entry")
+
+
+def _fast_reason(probing, tensor, options, grouping):
+    """Why a tensor goes along one random direction before any probe, or ''.
+
+    Mode 'fast'; or mode 'auto' when even its best conceivable full check,
+    groups of :data:`~gradcheck.numerical.MAX_GROUP` entries at 2 calls each
+    (one entry at a time at 1 call each, where it cannot be grouped), is over
+    budget (:func:`_over_budget`): a 10^7-entry input goes along a direction
+    at once.
+    """
+    if options.mode == "fast":
+        return "along one random direction (mode='fast')"
+    if options.mode != "auto":
+        return ""
+    size = tensor.array.size
+    least = 2 * -(-size // num.MAX_GROUP) if _groupable(tensor, grouping) else size
+    over = _over_budget(probing.case, least, least=True)
+    return "along one random direction: " + over if over else ""
+
+
+def _groupable(tensor, grouping):
+    return grouping and tensor.array.dtype == np.float64 and tensor.array.size > 2
+
+
+def _plan(probing, tensor, options, grouping):
+    """How to check one tensor in full: by groups or one entry at a time; or, over mode
+    'auto''s budget, along one direction.
+
+    Groupings given or declared come first; else one is found by probing the
+    function (:func:`gradcheck.numerical.discover_coloring`).
+    """
+    array, auto = tensor.array, options.mode == "auto"
+    grouping = _groupable(tensor, grouping)
+    per_group, per_entry = _calls(probing)
+    colorings = _colorings(probing.case, tensor.name, array.shape,
+                           options.coloring) if grouping else []
+    if grouping and not colorings:
+        colorings = _discover(probing, tensor)
+    useful = [len(np.unique(c)) for _, c in colorings if 2 * len(np.unique(c)) < c.size]
+    planned = useful[0] * per_group if useful else array.size * per_entry
+    over = _over_budget(probing.case, planned, probing.use_complex)
+    if auto and over:
+        return _How([], True, False, "along one random direction: " + over)
+    return _How(colorings, False, auto and bool(
+        _over_budget(probing.case, array.size * per_entry, probing.use_complex)))
+
+
+def _discover(probing, tensor):
+    """A grouping found by probing the function, as a list of one (source, colors), or none."""
+    try:
+        if probing.use_complex:
+            colors, periods, _ = tensor.complex_numeric(
+                lambda evaluate, array: num.discover_coloring(evaluate, array, probing.G,
+                                                              complex_=True))
+        else:
+            colors, periods, _ = num.discover_coloring(tensor.evaluate, tensor.array,
+                                                       probing.G, step=probing.step,
+                                                       y0=probing.y0)
+    except Exception:       # a probe past a domain edge: entry by entry, with its own steps
+        return []
+    return [(f"found by probing the {probing.case.noun}: entries "
+             f"{'×'.join(map(str, periods))} apart along its axes move disjoint outputs", colors)]
+
+
+#: A kink that still bends an output at a step this much smaller than the usual is
+#: at the point itself (within ~1e-9 of it), not merely near.
+_AT_POINT = 1e-4
+
+
+def _kink_at_point(probe, h, y0):
+    """Whether some output is still bent at a step ``_AT_POINT · h``: a tie or a kink at the
+    point (2 calls), not one a random input happens to have within a step."""
+    (y_plus, _), (y_minus, _) = probe(_AT_POINT * h), probe(-_AT_POINT * h)
+    return not num.smooth_outputs(y_plus, y_minus, y0).all()
+
+
+def _with_oracle(probing, use_complex, options):
+    """``probing`` with the complex step (or central differences) as the numerical oracle."""
+    precision = probing.precision
+    tol = options.fd_tolerance or (COMPLEX_STEP_TOLERANCE if use_complex
+                                   else precision.fd_tolerance)
+    return replace(probing, use_complex=use_complex, tol=tol,
+                   noise=probing.noise_delta if use_complex
+                   else probing.noise_delta / probing.step)
+
+
+def _oracle_for(probing, tensor, options, tested):
+    """The probing for one tensor, and why its oracle: the complex step where ``tested`` and it holds.
+
+    Many forwards compute their holomorphic extension on a complex input
+    without anyone intending it (products, einsum, exp, tanh, comparisons,
+    which NumPy orders by the real part); some do not (``abs``, casts to
+    float, ``conj``, ``.real``). Along a random direction, the complex
+    step's derivative of every output (1 call) must match central
+    differences' (2 calls): then this tensor is checked by complex step
+    (exact derivatives, tolerance 1e-10), else by central differences.
+    """
+    if not tested:
+        return probing, ""
+    direction = _random_direction(probing, tensor.array.shape)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", np.exceptions.ComplexWarning)
+            y_complex, _ = tensor.complex_numeric(
+                lambda evaluate, array: num.direction_probe(
+                    evaluate, array, 1j * num.COMPLEX_STEP * direction)[0](1.0))
+        probe, h = num.direction_probe(tensor.evaluate, tensor.array, direction, probing.step)
+        (y_plus, _), (y_minus, _) = probe(h), probe(-h)
+        at_kink = (not num.smooth_outputs(y_plus, y_minus, probing.y0).all()
+                   and _kink_at_point(probe, h, probing.y0))
+    except Exception as error:        # not defined on complex input, or a domain edge
+        return _with_oracle(probing, False, options), (
+            f"central differences: the {probing.case.noun} refused a complex input "
+            f"({type(error).__name__})")
+    if at_kink:
+        return _with_oracle(probing, False, options), (
+            f"central differences: the {probing.case.noun} has a kink at the point itself (a "
+            "tie, or an input at a kink), where the complex step takes one side and ties "
+            "can only be judged by central differences")
+    if num.extension_matches(y_complex, y_plus, y_minus, h, probing.y0):
+        return _with_oracle(probing, True, options), (
+            f"complex step: the {probing.case.noun}'s complex extension matched central "
+            "differences along a random direction, output by output")
+    return _with_oracle(probing, False, options), (
+        f"central differences: the {probing.case.noun}'s complex extension did not match them "
+        "(abs, a cast to float, conj, or a kink along the direction)")
 
 
 # ------------------------------------------------------------------------- the probes
 
 def _grouped(probing, tensor, colors):
+    """Grouped differences of one tensor, and (central differences) each entry's rounding."""
     if probing.use_complex:
         return tensor.complex_numeric(
             lambda evaluate, array: num.grouped_difference(evaluate, array, probing.G, colors,
-                                                           complex_=True))
+                                                           complex_=True)), None
+    rounding = np.zeros(tensor.array.shape)
     return num.grouped_difference(tensor.evaluate, tensor.array, probing.G, colors,
-                                  step=probing.step)
+                                  step=probing.step, y0=probing.y0, rounding=rounding), rounding
 
 
 def _full(probing, tensor, colorings, give_up=False):
@@ -390,17 +543,21 @@ def _full(probing, tensor, colorings, give_up=False):
     """
     method = "complex_step" if probing.use_complex else "full"
     for source, colors in colorings:
-        if 2 * len(np.unique(colors)) >= colors.size:
-            continue        # two probes per group: no gain unless groups halve the entries
-        found = _grouped(probing, tensor, colors)
+        groups = len(np.unique(colors))
+        if 2 * groups >= colors.size:
+            continue        # each group costs 2-3 calls: no gain unless groups halve the entries
+        found, rounding = _grouped(probing, tensor, colors)
         if found.grad is not None:
-            return found.grad, method, None
-        if source != "guessed":
+            tensor.how = (f"in {groups} group{'s' if groups > 1 else ''} of entries that move "
+                          f"disjoint outputs ({source})")
+            return found.grad, method, rounding
+        if not source.startswith("found"):
             warnings.warn(GroupingWarning(
                 f"{source} puts entries of {tensor.name!r} that move a common output in one "
                 "group; checked entry by entry instead"), stacklevel=5)
     if give_up:
         return None
+    tensor.how = "one entry at a time"
     if probing.use_complex:
         grad, _ = tensor.complex_numeric(num.complex_step, probing.G)
         return grad, method, None
@@ -433,7 +590,7 @@ def _refine_entries(probing, tensor, pair, err, exclude, floor):
         index = tuple(int(i) for i in np.unravel_index(position, err.shape))
         probe, h = num.entry_probe(tensor.evaluate, tensor.array, index, probing.precision.step,
                                    probing.scale)
-        found = num.refine(probe, h, probing.G, probing.y0, noise=probing.noise_delta)
+        found = num.refine(probe, h, probing.G, probing.y0, noise=probing.output_noise)
         a = analytic[index]
         slack = tol * max(abs(found.low), abs(found.high), abs(a))
         if found.kink:
@@ -515,7 +672,7 @@ def _judge_ties(probing, tensor, analytic, kinks, floor):
             probe, h = num.direction_probe(tensor.evaluate, tensor.array,
                                            direction.reshape(tensor.array.shape),
                                            probing.precision.step)
-            found = num.refine(probe, h, probing.G, probing.y0, noise=probing.noise_delta)
+            found = num.refine(probe, h, probing.G, probing.y0, noise=probing.output_noise)
             if not found.kink:
                 break
         if found.kink:
@@ -576,56 +733,121 @@ def _along(probing, analytic):
 
 def _fast(probing, tensor, analytic):
     """Check one tensor along a random direction."""
-    G, tol = probing.G, probing.tol
+    G = probing.G
     direction = _random_direction(probing, tensor.array.shape)
     if probing.use_complex:
         numeric, _ = tensor.complex_numeric(
             lambda evaluate, array: num.directional_difference(evaluate, array, G, direction,
                                                                complex_=True))
-    else:
-        numeric, _ = num.directional_difference(tensor.evaluate, tensor.array, G, direction,
-                                                step=probing.precision.step)
+        return _along_direction(probing, analytic, direction, numeric)
+    probe, h = num.direction_probe(tensor.evaluate, tensor.array, direction,
+                                   probing.precision.step)
+    (y_plus, _), (y_minus, _) = probe(h), probe(-h)
+    fast = _along_direction(probing, analytic, direction,
+                            float(np.sum(G * (y_plus - y_minus))) / (2 * h))
+    if fast.err <= probing.tol:
+        return fast
+    smooth = num.smooth_outputs(y_plus, y_minus, probing.y0)
+    if not smooth.all():
+        return _without_kinks(probing, tensor, direction, smooth, (y_plus - y_minus) / (2 * h))
+    # Smooth along the direction: the Richardson estimate (error O(h⁴)) decides.
+    found = num.refine(probe, h, G, probing.y0, noise=probing.output_noise)
+    return _along_direction(probing, analytic, direction, found.estimate, found.kink)
+
+
+def _along_direction(probing, analytic, direction, numeric, kink=False):
+    """The verdict along ``direction``: ``<analytic, direction>`` against ``numeric``."""
+    tol = probing.tol
     projected = float(np.sum(analytic * direction))
     scale = float(np.sum(np.abs(analytic * direction)))
     floor = max(error_floor([(np.array([scale]), np.array([numeric]))], probing.noise, tol),
                 np.finfo(np.float64).tiny)
-    kink = False
     err = float(relative_errors(np.array([projected]), np.array([numeric]), floor)[0])
-    if err > tol:
-        # A kink along the direction (ReLU at 0, ties) makes the directional
-        # derivative one-sided; it cannot be judged there, but a smooth point
-        # can: the Richardson estimate decides.
-        probe, h = num.direction_probe(tensor.evaluate, tensor.array, direction,
-                                       probing.precision.step)
-        found = num.refine(probe, h, G, probing.y0, noise=probing.noise_delta)
-        kink = found.kink
-        numeric = found.estimate
-        err = float(relative_errors(np.array([projected]), np.array([numeric]), floor)[0])
     return _Fast(projected=projected, numeric=numeric, err=err, floor=floor, kink=kink)
+
+
+def _without_kinks(probing, tensor, direction, smooth, slope):
+    """The check along ``direction`` with the outputs a kink bends left out of both sides.
+
+    An output whose change bends within the step (a ReLU input within a step
+    of 0; :func:`gradcheck.numerical.smooth_outputs`) makes the directional
+    derivative one-sided. Its upstream gradient is set to 0: the numerical
+    side sums the smooth outputs' slopes (``slope``, per output), the
+    analytic side is the user's backward called again with that ``G``.
+    Exact for the rest, whatever the size of the tensor.
+    """
+    G = probing.G * smooth
+    grads, _ = probing.case.vjp(G)
+    analytic = grads[tensor.name]
+    if analytic.size != tensor.array.size:
+        return _Fast(0.0, 0.0, float("inf"), 0.0, True)    # its shape error is reported
+    left_out = int(smooth.size - np.count_nonzero(smooth))
+    tensor.how = (f"{left_out} output{'s' if left_out > 1 else ''} that a kink bends within the "
+                  "step left out of G, and the backward called again without them")
+    return _along_direction(replace(probing, G=G), analytic.reshape(tensor.array.shape),
+                            direction, float(np.sum(G * slope)))
 
 
 # -------------------------------------------------------------------- the comparisons
 
-def _numerical_checks(probing, analytic, exclude, options, problems):
-    tensors = [_Tensor(probing.case, k) for k in analytic]
-    colorings, fast = _plan(probing, tensors, options, problems)
+def _numerical_checks(probing, analytic, exclude, options, problems, tested):
+    """One TensorCheck per tensor against the numerical oracle (``tested``: try the complex step)."""
+    grouping = _grouping(probing, options, problems)
     checks = []
-    for t in tensors:
-        mask = exclude.get(t.name, np.zeros(analytic[t.name].shape, dtype=bool))
-        how = _How(colorings[t.name], t.name in fast,
-                   options.mode == "auto" and t.array.size > AUTO_FULL_LIMIT)
-        checks.append(_check_tensor(probing, t, (analytic[t.name], mask), how))
+    for name in analytic:
+        tensor = _Tensor(probing.case, name)
+        calls = probing.case.calls
+        fast = _fast_reason(probing, tensor, options, grouping)
+        if fast:        # no probe spent on a test of the complex step or on groups
+            found, oracle_why, how = probing, "", _How([], True, False, fast)
+        else:
+            found, oracle_why = _oracle_for(probing, tensor, options, tested)
+            how = _plan(found, tensor, options, grouping)
+        mask = exclude.get(name, np.zeros(analytic[name].shape, dtype=bool))
+        check = _check_tensor(found, tensor, (analytic[name], mask), how)
+        if found.use_complex and not _confirmed(found, tensor, check):
+            # The complex step is declared, or tested along one direction only: a
+            # failure central differences do not see is the complex extension's,
+            # not the gradient's (abs of a few entries). Judged by them instead.
+            found = _with_oracle(probing, False, options)
+            oracle_why = ("central differences: the complex step's failure at "
+                          f"{check.worst_index} was not theirs (the {probing.case.noun} is "
+                          "not holomorphic there)")
+            check = _check_tensor(found, tensor, (analytic[name], mask),
+                                  _plan(found, tensor, options, grouping))
+        checks.append(replace(check, plan=_plan_sentence(check, tensor, (how, oracle_why),
+                                                         probing.case.calls - calls)))
     return checks
 
 
-@dataclass(frozen=True)
-class _How:
-    """The plan for one tensor: its groupings, whether along one direction, whether it may
-    fall back to one direction (auto mode, a large tensor whose grouping fails)."""
+def _confirmed(probing, tensor, check):
+    """Whether a check's verdict stands: passed, or its worst entry fails by central differences too.
 
-    colorings: list
-    fast: bool
-    give_up: bool
+    The worst entry is refined by central differences
+    (:func:`gradcheck.numerical.refine`, 4 calls): at a smooth point its
+    estimate, at a kink the range of its one-sided slopes, must leave the
+    analytic value out by more than their tolerance.
+    """
+    if check.passed or check.method == "fast" or check.shape_error or not check.worst_index:
+        return True
+    probe, h = num.entry_probe(tensor.evaluate, tensor.array, check.worst_index, probing.step)
+    found = num.refine(probe, h, probing.G, probing.y0, noise=probing.output_noise)
+    low, high = (found.low, found.high) if found.kink else (found.estimate, found.estimate)
+    nearest = min(max(check.analytic, low), high)
+    scale = max(abs(check.analytic), abs(nearest), check.floor)
+    return abs(check.analytic - nearest) > probing.precision.fd_tolerance * scale
+
+
+def _plan_sentence(check, tensor, whys, calls):
+    """What the result says of a tensor's method: which, why, and its forward calls."""
+    how, oracle_why = whys
+    if check.method == "fast":
+        said = (how.why or "along one random direction") + (f" ({tensor.how})" if tensor.how
+                                                             else "")
+    else:
+        oracle = "complex step" if check.method == "complex_step" else "central differences"
+        said = f"every entry by {oracle}, {tensor.how}"
+    return f"{said}; {oracle_why + '; ' if oracle_why else ''}{calls} forward calls"
 
 
 def _check_tensor(probing, tensor, given, how):
@@ -664,7 +886,8 @@ def _compare_with_floor(probing, tensor, given, found):
     floor = error_floor([(a, n)], probing.noise, probing.tol)
     if rounding is not None:
         precision = probing.precision
-        noise = precision.noise_factor * precision.unit_roundoff * rounding
+        noise = precision.noise_factor * precision.unit_roundoff * _resolved(probing, tensor,
+                                                                             rounding)
         floor = np.maximum(error_floor([(a, n)], 0.0, probing.tol), noise / probing.tol)
     if not probing.use_complex:
         floor = _measured_floor(probing, tensor, (a, n), mask, floor)
@@ -682,6 +905,22 @@ def _compare_with_floor(probing, tensor, given, found):
         if extra:
             check = replace(check, diagnosis=extra + check.diagnosis)
     return check, floor
+
+
+def _resolved(probing, tensor, rounding):
+    """Each entry's rounding scale, and for an entry that moved no output one output's.
+
+    An entry whose probes left every output equal bit for bit (a saturated
+    tanh, a ReLU input below 0) has a derivative that rounds away: it is
+    resolved only to the rounding of the output it would move, taken as the
+    largest ``|G ⊙ y| + |G|`` over the step.
+    """
+    if np.all(rounding > 0):
+        return rounding
+    one = float(np.max(np.abs(probing.G * probing.y0) + np.abs(probing.G), initial=0.0))
+    magnitude = (probing.scale if probing.scale is not None
+                 else np.maximum(1.0, np.abs(tensor.array)))
+    return np.where(rounding > 0, rounding, one / (probing.step * magnitude))
 
 
 #: Smaller steps tried, as multiples of the tensor's largest magnitude, when a

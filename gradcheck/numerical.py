@@ -27,7 +27,8 @@ import numpy as np
 __all__ = ["STEP", "COMPLEX_STEP", "central_difference", "complex_step", "measure_noise",
            "diagonal_difference",
            "directional_difference", "entry_probe", "direction_probe", "refine", "Refinement",
-           "grouped_difference", "Grouped"]
+           "grouped_difference", "Grouped", "discover_coloring", "extension_matches", "smooth_outputs",
+           "probe_group", "GroupProbe", "MAX_GROUP"]
 
 #: Relative step of the central difference, ``cbrt(eps) ≈ 6.06e-6`` for float64.
 #: Its error is truncation ``h² |J'''| / 6`` plus rounding ``≈ u |J| / h``
@@ -206,6 +207,63 @@ def directional_difference(evaluate, array, dout, direction, *, step=STEP, compl
         np.copyto(array, original)
 
 
+def smooth_outputs(y_plus, y_minus, y0):
+    """Outputs whose change across ``±h`` is straight to ``O(h²)``: no kink within the step.
+
+    ``y_plus + y_minus - 2 y0`` is ``h² · (curvature)`` for a smooth output,
+    ``~h · (jump in slope)`` for one bent by a kink within the step (a ReLU
+    input within ``h`` of 0): an output whose bend exceeds 1e-3 of its change
+    (and its rounding) is not smooth. Leaving a smooth output out wrongly is
+    harmless where this is used (out of both sides of a comparison).
+
+    Parameters
+    ----------
+    y_plus, y_minus, y0 : ndarray, shape (m,)
+
+    Returns
+    -------
+    ndarray of bool, shape (m,)
+    """
+    eps = np.finfo(np.float64).eps
+    bend = np.abs(y_plus + y_minus - 2 * y0)
+    rounding = 4 * eps * (np.abs(y_plus) + np.abs(y_minus) + 2 * np.abs(y0))
+    return bend <= 1e-3 * np.abs(y_plus - y_minus) + 100 * rounding
+
+
+def extension_matches(y_complex, y_plus, y_minus, h, y0):
+    """Whether a complex step along a direction gives every output's derivative central
+    differences give along it.
+
+    ``y_complex`` is ``y(x + i COMPLEX_STEP d)``, ``y_plus``/``y_minus`` are
+    ``y(x ± h d)``. Where the forward computes its holomorphic extension, the
+    two agree to the central difference's error: truncation ``O(h²)``
+    (~1e-10 relative, 1e-5 allowed for large third derivatives) and the
+    rounding of its outputs (``eps |y| / h``, 100× allowed). A forward that
+    is not (``abs``, a cast, ``conj``) gives an output's derivative wrong by
+    its own size; outputs below 1e-8 of the largest derivative are not judged,
+    nor those a kink within the step bends (:func:`smooth_outputs`), where
+    central differences are wrong; with none left, the answer is no.
+
+    Parameters
+    ----------
+    y_complex : ndarray of complex, shape (m,)
+    y_plus, y_minus, y0 : ndarray, shape (m,)
+    h : float
+
+    Returns
+    -------
+    bool
+    """
+    eps = np.finfo(np.float64).eps
+    smooth = smooth_outputs(y_plus, y_minus, y0)
+    exact = y_complex.imag[smooth] / COMPLEX_STEP
+    central = (y_plus[smooth] - y_minus[smooth]) / (2 * h)
+    rounding = 8 * eps * (np.abs(y_plus[smooth]) + np.abs(y_minus[smooth])) / (2 * h)
+    allowed = (1e-5 * np.abs(central) + 1e-8 * np.max(np.abs(central), initial=0.0)
+               + 100 * rounding)
+    return bool(smooth.any() and np.all(np.abs(exact - central) <= allowed))
+
+
 @dataclass(frozen=True)
 class Refinement:
     """What a closer look at one entry found.
@@ -286,8 +344,10 @@ def refine(probe, h, dout, y0, *, noise=0.0):
         The upstream gradient.
     y0 : ndarray
         The output at the unperturbed point.
-    noise : float
-        Absolute rounding noise of ``Δ``.
+    noise : float or ndarray
+        Absolute rounding noise of ``Δ``; or, per output, the rounding of
+        ``dout ⊙ y``, of which the outputs the probes moved are summed (an
+        entry that moves one output of 10^6 rounds like one output).
 
     Returns
     -------
@@ -300,6 +360,8 @@ def refine(probe, h, dout, y0, *, noise=0.0):
         ts.append(t_actual)
         deltas.append(_project(dout, y, y0))
         moved |= y != y0
+    if np.ndim(noise):       # per output: the rounding of the outputs this probe moved
+        noise = float(np.sum(noise[moved]))
     t, d = np.array(ts), np.array(deltas)
     slopes = d / t          # one-sided: left at h, left at h/2, right at h/2, right at h
     # A kink at the point: the one-sided slopes jump between the sides while
@@ -377,32 +439,45 @@ class Grouped:
     groups: int
 
 
-_MAX_GROUP = 10_000
+MAX_GROUP = 10_000
 #: Unmatched outputs up to which a large group is halved rather than given up.
 _BISECT_OUTPUTS = 64
 
 
 def _owner_steps(count):
-    """Distinct step multipliers in [1, 2): an output's ratio of two probes names its owner."""
-    return 1.0 + (np.arange(count) + 0.5) / count
+    """Step multipliers of a group's two probes: ``r`` distinct in [1, 2), and ``s`` = ``r``
+    rolled by half the group, so that no entry keeps its multiplier.
+
+    An output's ratio of its two changes names its owner, ``s_k / r_k``;
+    these are distinct (above 1 in one half, below in the other, monotone in
+    each), at least ~``1/(8 count)`` apart. An output moved alike by every
+    entry (a sum) changes by ``Σ s = Σ r``, ratio 1: no entry has it.
+    """
+    r = 1.0 + (np.arange(count) + 0.5) / count
+    return r, np.roll(r, count // 2)
 
 
-def grouped_difference(evaluate, array, dout, colors, *, step=STEP, complex_=False):
+def grouped_difference(evaluate, array, dout, colors, *, step=STEP, complex_=False, y0=None,
+                       rounding=None):
     """Return the gradient of ``<dout, evaluate()>`` perturbing a whole group of entries at once.
 
     Entries of one color are meant to affect disjoint sets of outputs (the
     Curtis–Powell–Reid grouping of the columns of a sparse Jacobian): then
     one perturbation of the whole group gives, output by output, the
     derivative with respect to the one entry that affects it. Which entry
-    that is comes from a second probe in which entry ``i`` moves by
-    ``r_i`` times its step, all ``r_i`` distinct: the ratio of an output's two
-    changes is the ``r`` of its owner. An output whose ratio matches no entry
-    was moved by two of them: the grouping is wrong and ``grad`` is None, so a
-    wrong guess costs calls, never correctness. Outputs that do not move
-    have no owner and add nothing.
+    that is comes from a second probe in which entry ``k`` moves by another
+    multiple ``s_k`` of its step than in the first (``r_k``): the ratio of an
+    output's two changes is its owner's ``s_k / r_k``. An output whose ratio
+    matches no entry was moved by two of them: the grouping is wrong and
+    ``grad`` is None, so a wrong guess costs calls, never correctness.
+    Outputs that do not move have no owner and add nothing.
 
-    Each group costs 2 forward calls with the complex step (``array`` complex),
-    4 with central differences.
+    Each group costs 2 forward calls with the complex step (``array``
+    complex: the imaginary parts at ``r`` and at ``s``), 3 with central
+    differences: ``y(x + r h)`` and ``y(x - r h)`` give the central
+    difference and the output's curvature, ``y(x + s h)`` against ``y0`` the
+    second change, whose ratio is corrected for that curvature (exact to
+    O(h²), as the central difference itself).
 
     Parameters
     ----------
@@ -412,106 +487,280 @@ def grouped_difference(evaluate, array, dout, colors, *, step=STEP, complex_=Fal
         The group of each entry.
     step : float
     complex_ : bool
+    y0 : ndarray, optional
+        ``evaluate()`` at ``array`` (one call saved); central differences only.
+    rounding : ndarray of ``array.shape``, optional
+        Central differences: filled as by :func:`central_difference`, each
+        entry's ``(Σ|dout ⊙ y| + Σ|dout|) / h`` over the outputs it owns.
 
     Returns
     -------
     Grouped
     """
     flat_colors = np.asarray(colors).reshape(-1)
-    grad = np.zeros(array.size, dtype=np.float64)
-    flat = array.reshape(-1) if array.flags.c_contiguous else None
-    index = None if flat is not None else np.unravel_index(np.arange(array.size), array.shape)
-    order = np.argsort(flat_colors, kind="stable")
-    bounds = np.flatnonzero(np.diff(flat_colors[order])) + 1
-    groups = np.split(order, bounds) if array.size else []
+    groups = _groups(flat_colors) if array.size else []
     # The multipliers of a group are 1/size apart: keep that well above the match tolerance.
     stack = [(chunk, False) for g in groups
-             for chunk in np.array_split(g, -(-len(g) // _MAX_GROUP))]
-    original = array.copy()
-    calls = 0
-
-    def probe(members, scale):
-        """Perturb ``members`` by ``scale`` times their steps; return (change, steps, noise)."""
-        nonlocal calls
-        where = members if flat is not None else tuple(axis[members] for axis in index)
-        target = flat if flat is not None else array
-        base = original.reshape(-1)[members] if flat is not None else original[where]
-        try:
-            if complex_:
-                target[where] = base + 1j * COMPLEX_STEP * scale
-                calls += 1
-                y = evaluate()
-                t = COMPLEX_STEP * scale * np.ones(len(members))
-                # Cancellation inside the forward leaves ~eps of its largest terms:
-                # the imaginary parts, and the output itself times the step (a
-                # saturated softmax computes s(1 - s) from s ≈ 1).
-                noise = 4 * np.finfo(np.float64).eps * (
-                    np.abs(y.real) * np.max(t) + np.max(np.abs(y.imag), initial=0.0))
-                return y.imag, t, noise
-            h = _step(step, np.abs(base.real), array.dtype) * scale
-            target[where] = base + h
-            plus = target[where].copy()
-            y_plus = evaluate()
-            target[where] = base - h
-            minus = target[where].copy()
-            y_minus = evaluate()
-            calls += 2
-            noise = 4 * np.finfo(np.float64).eps * (np.abs(y_plus) + np.abs(y_minus))
-            return y_plus - y_minus, (plus - minus).real, noise
-        finally:
-            np.copyto(array, original)
-
+             for chunk in np.array_split(g, -(-len(g) // MAX_GROUP))]
+    prober = _GroupProber(evaluate, array, step, complex_)
+    if not complex_ and y0 is None:
+        y0 = prober.call()
+    grad = np.zeros(array.size, dtype=np.float64)
     while stack:
         members, halved = stack.pop()
-        # Both probes move the entries by distinct multiples of their steps (the
-        # second in reverse order): a probe moving all of them alike could be a
-        # direction the layer ignores (a softmax shifted by a constant).
-        r = _owner_steps(len(members))
-        d1, t1, noise = probe(members, r)
-        d2, t2, _ = probe(members, r[::-1])
-        moved = d1 != 0
-        ratios = t2 / t1
-        if len(members) == 1:      # one entry: its change is its own, however it bends
-            grad[members] += np.sum(dout[moved] * d1[moved]) / t1[0]
-            continue
-        # An output moved by two entries has a ratio between theirs, a weighted
-        # mean; it passes for a single owner only by landing within 1e-6 of one
-        # (a chance of ~1e-6 per member). A change carries rounding: of the
-        # outputs a central difference subtracts, or ~eps of the largest terms
-        # for the complex step. Where that is over 1e-7 of the change (an
-        # output that barely moves, or a saturated one) the ratio cannot name
-        # an owner to 1e-6, and the output goes to the nearest one (its share
-        # is small, and an entry it puts over tolerance gets a second look one
-        # entry at a time); the other outputs must match to 1e-6.
-        ratio = d2[moved] / d1[moved] if moved.any() else np.zeros(0)
-        sort = np.argsort(ratios)
-        pos = np.clip(np.searchsorted(ratios[sort], ratio), 1, len(r) - 1)
-        left, right = ratios[sort][pos - 1], ratios[sort][pos]
-        owner = sort[np.where(np.abs(ratio - left) <= np.abs(ratio - right), pos - 1, pos)]
-        # Rounding noise, and never below the normal range (subnormal changes
-        # carry few digits).
-        noise = np.maximum(np.broadcast_to(noise, d1.shape), np.finfo(np.float64).tiny)
-        # Central differences get a wider margin: the rounding they subtract is
-        # estimated from the outputs, and a forward that cancels larger terms
-        # (batch norm's mean of shifted inputs) rounds a few times more.
-        margin = 1e7 if complex_ else 1e8
-        clear = np.abs(d1[moved]) >= margin * noise[moved]
-        wrong = clear & (np.abs(ratio - ratios[owner]) > 1e-6 * ratios[owner])
-        # An output still in one probe but clearly moved in the other: two entries
-        # cancelled (a saturated output that rounds to no change at all is not that).
-        cancelled = (d1 == 0) & (np.abs(d2) >= margin * noise)
-        wrong_count = int(wrong.sum()) + int(np.count_nonzero(cancelled))
-        if wrong_count:
+        found = probe_group(prober, members, dout, y0)
+        if found.wrong:
             # A few unmatched outputs among many (at most 1 %, and 64) may be
             # kinks within a step of some entries (their change bends with the
             # step); more mean the entries share outputs. Halving the group
             # tells them apart: a kink ends in a group of one, which is exact
             # whatever it shares; a small group is not worth halving.
-            if not halved and wrong_count > min(_BISECT_OUTPUTS, int(moved.sum()) // 100):
-                return Grouped(grad=None, calls=calls, groups=len(groups))
+            if not halved and not found.few_wrong:
+                return Grouped(grad=None, calls=prober.calls, groups=len(groups))
             half = len(members) // 2
             stack += [(members[:half], True), (members[half:], True)]
             continue
-        contribution = dout[moved] * d1[moved] / t1[owner]
-        grad[members] += np.bincount(owner, weights=contribution, minlength=len(members))
-    return Grouped(grad=grad.reshape(array.shape), calls=calls, groups=len(groups))
+        grad[members] += found.share
+        if rounding is not None:
+            rounding.reshape(-1)[members] += found.rounding
+    return Grouped(grad=grad.reshape(array.shape), calls=prober.calls, groups=len(groups))
+
+
+def _groups(flat_colors):
+    """Flat indices of the entries of each color, colors in increasing order."""
+    order = np.argsort(flat_colors, kind="stable")
+    return np.split(order, np.flatnonzero(np.diff(flat_colors[order])) + 1)
+
+
+class _GroupProber:
+    """Calls ``evaluate`` with a set of entries of ``array`` moved by multiples of their steps."""
+
+    def __init__(self, evaluate, array, step, complex_):
+        self.evaluate, self.array, self.step, self.complex_ = evaluate, array, step, complex_
+        self.flat = array.reshape(-1) if array.flags.c_contiguous else None
+        self.index = (None if self.flat is not None
+                      else np.unravel_index(np.arange(array.size), array.shape))
+        self.original = array.copy()
+        self.calls = 0
+
+    def call(self):
+        self.calls += 1
+        return self.evaluate()
+
+    def moved(self, members, scale):
+        """Outputs with ``members`` moved by ``scale`` times their steps, and the moves made.
+
+        Central differences: real moves of ``scale · step · max(1, |v|)``, as
+        represented (the difference of the floats). Complex step: imaginary
+        moves of ``scale · COMPLEX_STEP``.
+        """
+        where = members if self.flat is not None else tuple(axis[members] for axis in self.index)
+        target = self.flat if self.flat is not None else self.array
+        base = (self.original.reshape(-1)[members] if self.flat is not None
+                else self.original[where])
+        try:
+            if self.complex_:
+                target[where] = base + 1j * COMPLEX_STEP * scale
+                return self.call(), COMPLEX_STEP * scale
+            target[where] = base + _step(self.step, np.abs(base.real), self.array.dtype) * scale
+            return self.call(), (target[where] - base).real
+        finally:
+            target[where] = base
+
+
+@dataclass(frozen=True)
+class GroupProbe:
+    """What one group's probes found: each member's share of ``<dout, J>``, or unmatched outputs.
+
+    Attributes
+    ----------
+    share : ndarray, shape ``(members,)``
+        The derivative of ``<dout, y>`` by each member (valid when ``wrong`` is 0).
+    rounding : ndarray, shape ``(members,)``
+        Central differences: each member's ``(Σ|dout ⊙ y| + Σ|dout|) / h``
+        over the outputs it owns (see :func:`central_difference`); else zeros.
+    wrong : int
+        Outputs whose change matches no single member (moved by two of them).
+    few_wrong : bool
+        Whether those are few enough among the moved outputs (at most 1 %,
+        and 64) to be kinks within a step rather than a wrong grouping.
+    """
+
+    share: np.ndarray
+    wrong: int
+    few_wrong: bool
+    rounding: np.ndarray
+
+
+def _owners(ratio, ratios):
+    """The member whose ratio is nearest each output's."""
+    sort = np.argsort(ratios)
+    if len(ratios) == 1:
+        return np.zeros(len(ratio), dtype=np.int64)
+    pos = np.clip(np.searchsorted(ratios[sort], ratio), 1, len(ratios) - 1)
+    left, right = ratios[sort][pos - 1], ratios[sort][pos]
+    return sort[np.where(np.abs(ratio - left) <= np.abs(ratio - right), pos - 1, pos)]
+
+
+def probe_group(prober, members, dout, y0=None):
+    """Probe one group of entries; return a :class:`GroupProbe`.
+
+    Central differences: ``y(x + r h)``, ``y(x - r h)``, and (for two
+    members or more) ``y(x + s h)`` against ``y0``, 3 calls. Complex step:
+    the imaginary parts at ``r`` and (two members or more) ``s``, 2 calls.
+    Multipliers from :func:`_owner_steps`. Past the calls, the work is on
+    the outputs the probes moved only.
+    """
+    eps = np.finfo(np.float64).eps
+    r, s = _owner_steps(len(members))
+    if prober.complex_:
+        y_r, t1 = prober.moved(members, r)
+        d1 = y_r.imag
+    else:
+        y_plus, t_plus = prober.moved(members, r)
+        y_minus, t_minus = prober.moved(members, -r)
+        d1, t1 = y_plus - y_minus, t_plus - t_minus
+    if len(members) > 1:
+        # Both probes move the entries by distinct multiples of their steps: a
+        # probe moving all of them alike could be a direction the layer ignores
+        # (a softmax shifted by a constant).
+        y_s, t_s = prober.moved(members, s)
+        e = y_s.imag if prober.complex_ else y_s - y0
+        at = np.flatnonzero((d1 != 0) | (e != 0))
+        e = e[at]
+    else:
+        at = np.flatnonzero(d1)
+    d1, g = d1[at], dout[at]
+    moved = d1 != 0
+    if prober.complex_:
+        # Cancellation inside the forward leaves ~eps of its largest terms:
+        # the imaginary parts, and the output itself times the step (a
+        # saturated softmax computes s(1 - s) from s ≈ 1).
+        noise = 4 * eps * (np.abs(y_r.real[at]) * np.max(t1)
+                           + np.max(np.abs(d1), initial=0.0))
+        size = np.zeros(len(at))       # what rounding acts on (see central_difference)
+    else:
+        y_plus, y_minus = y_plus[at], y_minus[at]
+        noise = 4 * eps * (np.abs(y_plus) + np.abs(y_minus))
+        size = np.abs(g * y_plus) + np.abs(g)
+    if len(members) == 1:       # one entry: its change is its own, however it bends
+        return GroupProbe(share=np.array([np.sum(g * d1) / t1[0]]), wrong=0, few_wrong=True,
+                          rounding=np.array([np.sum(size) / (t1[0] / 2)]))
+    if prober.complex_:
+        ratios, curvature = t_s / t1, np.zeros(len(at))
+        ratio = e[moved] / d1[moved]
+    else:
+        # y(x + s h) - y0 = a ρ + b ρ² for an owner with ρ = 2 t_s / t1, where
+        # d1 = 2a and y(x + r h) + y(x - r h) - 2 y0 = 2b: solve for ρ (two
+        # fixed-point steps leave O(h²) of it, as in the central difference).
+        ratios = 2.0 * t_s / t1
+        y_0 = y0[at]
+        curvature = y_plus + y_minus - 2.0 * y_0
+        noise = noise + 4 * eps * (np.abs(y_s[at]) + np.abs(y_0))
+        ratio = 2.0 * e[moved] / d1[moved]
+        for _ in range(2):
+            ratio = (2.0 * e[moved] - curvature[moved] * ratio ** 2) / d1[moved]
+    owner = _owners(ratio, ratios)
+    # An output moved by two entries has a ratio between theirs, a weighted
+    # mean; it passes for a single owner only by landing within the match
+    # tolerance of one. A change carries rounding: of the outputs a central
+    # difference subtracts, or ~eps of the largest terms for the complex step;
+    # its ratio is known to ``σ = noise / |change|``, and is matched to
+    # ``max(1e-6, c σ)`` (c = 100 for central differences, whose rounding is
+    # estimated from the outputs while a forward that cancels larger terms,
+    # batch norm's mean of shifted inputs, rounds a few times more; 10 for the
+    # complex step). An output matched that way to within a quarter of the
+    # members' spacing names its owner (a mixture of two lands on another
+    # member's ratio by chance only); one that cannot (it barely moves, or
+    # is saturated) goes to the nearest member unverified, as long as such
+    # outputs carry at most 1 % of <dout, change>: else nothing vouches for
+    # the grouping (a loss whose one output barely moves) and it is refused.
+    # Noise never below the normal range (subnormal changes carry few digits).
+    noise = np.maximum(noise, np.finfo(np.float64).tiny)
+    match = np.maximum(1e-6, (10 if prober.complex_ else 100) * noise[moved]
+                       / np.abs(d1[moved]))
+    clear = match < np.min(np.diff(np.sort(ratios))) / 4
+    wrong = clear & (np.abs(ratio - ratios[owner]) > match * ratios[owner])
+    weight = np.abs(g[moved] * d1[moved])
+    if np.sum(weight[~clear]) > 1e-2 * np.sum(weight):
+        wrong = wrong | ~clear
+    margin = 1e7 if prober.complex_ else 1e8
+    # An output still in one probe but clearly moved in the other: two entries
+    # cancelled (a saturated output that rounds to no change at all is not
+    # that, nor the curvature of an output whose owner's slope is 0).
+    cancelled = ~moved & (np.abs(e) >= margin * noise + 2.0 * np.abs(curvature))
+    wrong_count = int(wrong.sum()) + int(np.count_nonzero(cancelled))
+    share = np.bincount(owner, weights=g[moved] * d1[moved] / t1[owner],
+                        minlength=len(members))
+    return GroupProbe(share=share, wrong=wrong_count,
+                      few_wrong=wrong_count <= min(_BISECT_OUTPUTS, int(moved.sum()) // 100),
+                      rounding=np.bincount(owner, weights=size[moved], minlength=len(members))
+                      / (t1 / 2))
+
+
+#: Largest period along an axis that :func:`discover_coloring` looks for: a
+#: footprint up to 16 entries wide (a 16-tap kernel); beyond, the axis is
+#: taken as dense (every entry its own group).
+_MAX_PERIOD = 16
+
+
+def discover_coloring(evaluate, array, dout, *, step=STEP, complex_=False, y0=None):
+    """Find a grouping of ``array``'s entries by probing the function: no declaration needed.
+
+    For each axis, the smallest period ``p`` such that the entries ``p``
+    apart on a line through the tensor's center move disjoint outputs: 1
+    for the examples of a batch or an elementwise function, the kernel's
+    width along a convolution's spatial axes, the axis length along an axis
+    whose entries all mix (channels, features). Each trial is one group
+    probed as :func:`grouped_difference` probes it (3 calls, 2 with the
+    complex step), whose ratios tell whether two entries shared an output:
+    ``1``, then ``min(16, n // 2)`` (fails: dense), then ``2, 3, ...``.
+    The grouping returned puts entries whose indices agree modulo the
+    periods in one group; it is a guess about the rest of the tensor (its
+    borders, other lines), which :func:`grouped_difference` verifies as it
+    uses it.
+
+    Parameters
+    ----------
+    evaluate, array, dout, step, complex_, y0
+        As for :func:`grouped_difference`.
+
+    Returns
+    -------
+    colors : ndarray of int, shape ``array.shape``
+    periods : tuple of int
+        One per axis.
+    calls : int
+    """
+    prober = _GroupProber(evaluate, array, step, complex_)
+    if not complex_ and y0 is None:
+        y0 = prober.call()
+    center = np.array([n // 2 for n in array.shape], dtype=np.int64)
+
+    def holds(axis, p):
+        """Whether entries ``p`` apart along ``axis``, through the center, share no output."""
+        along = np.arange(center[axis] % p, array.shape[axis], p)
+        if len(along) < 2:
+            return True
+        line = np.repeat(center[None, :], len(along), axis=0)
+        line[:, axis] = along
+        found = probe_group(prober, np.ravel_multi_index(tuple(line.T), array.shape), dout, y0)
+        return found.wrong == 0 or found.few_wrong
+
+    periods = tuple(_axis_period(lambda p, a=axis: holds(a, p), n)
+                    for axis, n in enumerate(array.shape))
+    index = np.indices(array.shape, sparse=True)
+    colors = np.zeros(array.shape, dtype=np.int64)
+    for axis, p in enumerate(periods):
+        colors = colors * p + index[axis] % p
+    return colors, periods, prober.calls
+
+
+def _axis_period(holds, n):
+    """The smallest period found to hold along an axis of length ``n`` (``n``: none does)."""
+    if n == 1 or holds(1):
+        return 1
+    top = min(_MAX_PERIOD, n // 2)
+    if top < 2 or not holds(top):
+        return n
+    return next(p for p in range(2, top + 1) if p == top or holds(p))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FD_TOLERANCE", "TORCH_TOLERANCE", "COMPLEX_STEP_TOLERANCE", "AUTO_FULL_LIMIT",
+__all__ = ["FD_TOLERANCE", "TORCH_TOLERANCE", "COMPLEX_STEP_TOLERANCE", "AUTO_MAX_CALLS", "AUTO_MAX_SECONDS",
            "FAST_FALLBACK_LIMIT", "MODES", "Precision", "PRECISIONS", "Options",
            "make_options", "require_finite", "validate_float"]
 
@@ -31,11 +31,15 @@ TORCH_TOLERANCE = 1e-10
 #: Default tolerance against the complex step: it takes no difference, so only
 #: the rounding of the forward remains (~1e-15); 1e-10 as for torch.
 COMPLEX_STEP_TOLERANCE = 1e-10
-#: In mode "auto", a tensor is checked entry by entry when that takes at most
-#: this many probes: its entries, or its groups when a grouping of entries that
-#: move disjoint outputs is known (see check_layer's ``coloring``); larger ones
-#: along one random direction.
-AUTO_FULL_LIMIT = 4096
+#: In mode "auto", a tensor is checked in full (every entry) when the plan's
+#: forward calls for it, by groups or one entry at a time, are at most
+#: AUTO_MAX_CALLS and take at most AUTO_MAX_SECONDS at the measured cost of a
+#: call; beyond either, along one random direction (2 calls). The call limit
+#: keeps a check of cheap calls to seconds (10,000 calls of a small layer
+#: take ~1 s), the time limit a check of costly calls (10^7 entries, ~0.1 s a
+#: call) from taking minutes where one direction answers in a second.
+AUTO_MAX_CALLS = 10_000
+AUTO_MAX_SECONDS = 5.0
 #: When the fast check meets a kink along its direction, tensors up to this
 #: size are checked entry by entry instead, where kinks can be told apart.
 FAST_FALLBACK_LIMIT = 100_000

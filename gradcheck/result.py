@@ -67,6 +67,11 @@ class TensorCheck:
         Empty, or why the user's gradient does not have its tensor's shape: a
         gradient of the wrong shape fails whatever its values (compared after a
         reshape when the number of entries agrees).
+    plan : str
+        How the reference was computed and why (numerical oracle only): every
+        entry by complex step or central differences, in groups (and how
+        they were found) or one at a time, or along one random direction
+        (mode 'fast', or over mode 'auto''s budget); and the forward calls.
     """
 
     tensor: str
@@ -87,6 +92,7 @@ class TensorCheck:
     diagnosis: tuple = ()
     tied: int = 0
     shape_error: str = ""
+    plan: str = ""
 
     @property
     def size(self):

@@ -336,14 +336,17 @@ def test_every_option_works_with_a_function_pair(recwarn):
 
     with_torch = gradcheck.check_function(rnn_step_forward, rnn_step_backward, *args,
                                           torch_fn=rnn_step_torch)
+    # np.tanh and matrix products are holomorphic: tested, the complex step applies.
     assert with_torch.passed and {c.oracle for c in with_torch.checks} == {
-        "finite_differences", "torch"}
+        "complex_step", "torch"}
     assert max(c.max_rel_error for c in with_torch.checks if c.oracle == "torch") < 1e-13
-    # np.tanh and matrix products are holomorphic: the complex step applies.
     exact = gradcheck.check_function(rnn_step_forward, rnn_step_backward, *args,
                                      complex_step=True)
     assert exact.passed and {c.method for c in exact.checks} == {"complex_step"}
     assert max(exact.max_rel_error.values()) < 1e-13
+    central = gradcheck.check_function(rnn_step_forward, rnn_step_backward, *args,
+                                       complex_step=False)
+    assert central.passed and {c.oracle for c in central.checks} == {"finite_differences"}
     fast = gradcheck.check_function(rnn_step_forward, rnn_step_backward, *args, mode="fast")
     assert fast.passed and {c.method for c in fast.checks} == {"fast"}
     mask = np.zeros((3, 4), dtype=bool)
@@ -357,16 +360,27 @@ def test_every_option_works_with_a_function_pair(recwarn):
     assert single.passed and single.dtype == "float32"
 
 
-def test_guessed_groups_cut_the_calls_for_independent_rows_and_columns():
+def test_groups_found_by_probing_cut_the_calls_for_independent_rows_and_columns():
     args = _affine_args(6)
-    grouped = gradcheck.check_function(affine_forward, affine_backward, *args)
+    grouped = gradcheck.check_function(affine_forward, affine_backward, *args,
+                                       complex_step=False)
     one_by_one = gradcheck.check_function(affine_forward, affine_backward, *args,
-                                          coloring=False)
+                                          coloring=False, complex_step=False)
     assert grouped.passed and one_by_one.passed
     entries = sum(a.size for a in args)
     assert one_by_one.forward_calls == 6 + 2 * entries
-    # x: its 3 examples are independent (4 groups of 3), w: its 5 columns (4 groups of 5).
-    assert grouped.forward_calls == 6 + 4 * (4 + 4) + 2 * 5
+    # Each trial of a period costs 3 calls, each group 3. x (3, 2, 2): its examples
+    # are independent (period 1), its two inner axes are not (2 each): 3 trials, 4
+    # groups. w (4, 5): its rows mix (periods 1 and 2 fail), its columns do not
+    # (period 1): 3 trials, 4 groups. b: 1 trial, 1 group.
+    assert grouped.forward_calls == 6 + 3 * (3 + 4) + 3 * (3 + 4) + 3 * (1 + 1)
+    assert [c.plan.split(";")[0] for c in grouped.checks] == [
+        "every entry by central differences, in 4 groups of entries that move disjoint "
+        f"outputs (found by probing the function: entries {periods} apart along its axes "
+        "move disjoint outputs)" for periods in ("1×2×2", "4×1")] + [
+        "every entry by central differences, in 1 group of entries that move disjoint "
+        "outputs (found by probing the function: entries 1 apart along its axes move "
+        "disjoint outputs)"]
 
 
 # --------------------------------------------------------------- 0-d tensors
@@ -477,7 +491,7 @@ def test_value_and_grad_with_the_torch_oracle_and_the_assert_form():
 
     result = gradcheck.assert_value_and_grad(softmax_loss, scores, labels,
                                              torch_fn=torch_softmax_loss)
-    assert {c.oracle for c in result.checks} == {"finite_differences", "torch"}
+    assert {c.oracle for c in result.checks} == {"complex_step", "torch"}
     with pytest.raises(GradientCheckError, match="dx"):
         gradcheck.assert_value_and_grad(softmax_loss_missing_mean, scores, labels)
 

@@ -18,7 +18,7 @@ def _conv(seed=0):
             rng.normal(size=(16, 16, 8, 4)))
 
 
-@pytest.mark.parametrize("complex_step, per_group", [(True, 2), (False, 4)])
+@pytest.mark.parametrize("complex_step, per_group", [(True, 2), (False, 3)])
 def test_a_conv_is_checked_entry_by_entry_in_a_few_hundred_calls(complex_step, per_group):
     layer, x = _conv()
     result = gradcheck.check_layer(layer, x, mode="full", complex_step=complex_step)
@@ -55,16 +55,17 @@ def test_a_wrong_declared_grouping_is_caught_and_the_check_stays_exact():
     assert result.forward_calls > 2 * x.size       # fell back to one entry at a time
 
 
-def test_examples_are_guessed_independent_only_when_they_are():
+def test_independence_is_found_by_probing_only_where_it_holds():
     x = np.random.default_rng(2).normal(size=(3, 5))
     with warnings.catch_warnings():
-        warnings.simplefilter("error")             # a wrong guess is silent
+        warnings.simplefilter("error")             # a trial that fails is silent
         coupled = gradcheck.check_layer(CouplesItsExamples(), x, complex_step=False)
-    # The rows are independent, the columns (examples) are not: the guess that
-    # columns are independent fails at its first group (4 calls), the guess
-    # that rows are independent holds (5 groups of 4 calls).
+    # Each trial of a period costs 3 calls, each group 3. The rows are
+    # independent (period 1 holds along axis 0), the columns (examples) are not
+    # (periods 1 and 2 fail along axis 1): 5 groups, one per column.
     assert coupled.passed
-    assert coupled.forward_calls == 6 + 4 + 4 * 5
+    assert coupled.forward_calls == 6 + 3 * 3 + 3 * 5
+    assert "entries 1×5 apart along its axes" in coupled.checks[0].plan
 
     class Elementwise(CouplesItsExamples):
         def forward(self, x):
@@ -76,8 +77,8 @@ def test_examples_are_guessed_independent_only_when_they_are():
 
     independent = gradcheck.check_layer(Elementwise(), x, complex_step=False)
     assert independent.passed
-    # Guessed groups: one per row (3), 4 calls each, after 6 self-check calls.
-    assert independent.forward_calls == 6 + 4 * 3
+    # Period 1 holds along both axes: one group of all 15 entries.
+    assert independent.forward_calls == 6 + 3 * 2 + 3 * 1
 
 
 class DoubledW(Dense):

@@ -47,16 +47,18 @@ def test_fast_mode_catches_a_wrong_tensor_even_at_a_relative_error_of_1e_5(cls, 
 
 def test_auto_checks_small_tensors_fully_and_large_ones_along_a_direction():
     rng = np.random.default_rng(1)
-    layer = Dense(rng.normal(size=(4, 1200)), rng.normal(size=(4, 1)))
-    x = rng.normal(size=(1200, 4))            # 4800 entries > AUTO_FULL_LIMIT
+    layer = Dense(rng.normal(size=(4, 2600)), rng.normal(size=(4, 1)))
+    x = rng.normal(size=(2600, 4))
+    # One entry at a time, x and W would take 2 · 10,400 calls > AUTO_MAX_CALLS.
     result = gradcheck.check_layer(layer, x, complex_step=False, coloring=False)
     methods = {c.tensor: c.method for c in result.checks}
     assert methods == {"x": "fast", "W": "fast", "b": "full"}
     assert result.passed, result.message()
-    # With the layer's grouping (1200 groups of 4 entries) every entry is cheap enough.
+    assert "every entry would take at least ~10,400 forward calls" in result.checks[0].plan
+    # With the layer's grouping (2600 groups of 4 entries, 3 calls each) they are under it.
     grouped = gradcheck.check_layer(layer, x, complex_step=False)
     assert {c.method for c in grouped.checks} == {"full"}
-    assert grouped.passed and grouped.forward_calls < 4 * 2 * 1200 + 100
+    assert grouped.passed and grouped.forward_calls == 6 + 3 * (2600 + 2600 + 1)
 
 
 def test_fast_mode_is_not_fooled_by_kinks_along_its_direction():

@@ -166,7 +166,7 @@ def test_the_plugin_records_function_pairs_and_value_and_grad_checks(pytester):
     pytester.makepyfile(test_inner=FUNCTION_TEST)
     result = pytester.runpytest_subprocess("--gradcheck-report", "out", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2, failed=1)
-    result.stdout.fnmatch_lines(["*dw (tensor 'w', shape ()) vs finite_differences: a gradient "
+    result.stdout.fnmatch_lines(["*dw (tensor 'w', shape ()) vs complex_step: a gradient "
                                  "of the wrong shape*"])
     detailed = pd.read_csv(pytester.path / "out" / DETAILED_CSV)
     assert list(detailed["layer"]) == ["scale_forward"] * 4 + ["half_square"]
