@@ -607,8 +607,9 @@ class FunctionCase(Case):
                     f"`{self.forward_what}` returned a {type(out).__name__} as output {k}; a "
                     "forward returns (*outputs, cache) with each output an array: return "
                     "(a, b, cache), not ((a, b), cache)")
-        self.dout_names = _parameter_names(self.backward, len(outputs)) \
-            if self.has_cache else ["dout"]
+        if self.output_shapes is None:          # the first call: name the upstream gradients
+            self.dout_names = (_parameter_names(self.backward, len(outputs)) if self.has_cache
+                               else ["dout"])
         return outputs, (self._watch(call) if watch else [])
 
     def _gradients(self, douts):

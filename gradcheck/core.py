@@ -16,7 +16,7 @@ function is behind the case: tensors are names, outputs one concatenated vector
 from __future__ import annotations
 
 import warnings
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from functools import cached_property
 
@@ -92,9 +92,14 @@ class _Tensor:
         return self.case.evaluate()
 
     def complex_numeric(self, fn, *args):
-        """Call ``fn(evaluate_complex, complex_array, *args)`` with this tensor made complex."""
+        """Call ``fn(evaluate_complex, complex_array, *args)`` with this tensor made complex.
+
+        A cast that drops an imaginary part (a complex value written into a
+        real buffer) raises instead of silently reading a zero derivative.
+        """
         carray = self.array.astype(np.complex128)
-        with self.case.swapped(self.name, carray):
+        with self.case.swapped(self.name, carray), warnings.catch_warnings():
+            warnings.simplefilter("error", np.exceptions.ComplexWarning)
             return fn(lambda: self.case.evaluate(complex_=True), carray, *args)
 
 
@@ -381,6 +386,12 @@ def _calls(probing):
     return (2, 1) if probing.use_complex else (3, 2)
 
 
+def _saves(probing, groups, entries):
+    """Whether probing ``entries`` in ``groups`` takes fewer calls than one at a time."""
+    per_group, per_entry = _calls(probing)
+    return groups * per_group < entries * per_entry
+
+
 def _over_budget(case, calls, complex_=False, least=False):
     """Why ``calls`` forward calls (complex ones with ``complex_``; ``least``: at the least)
     are over mode 'auto''s budget for one tensor, or ''."""
@@ -430,7 +441,8 @@ def _plan(probing, tensor, options, grouping):
                            options.coloring) if grouping else []
     if grouping and not colorings:
         colorings = _discover(probing, tensor)
-    useful = [len(np.unique(c)) for _, c in colorings if 2 * len(np.unique(c)) < c.size]
+    useful = [len(np.unique(c)) for _, c in colorings
+              if _saves(probing, len(np.unique(c)), c.size)]
     planned = useful[0] * per_group if useful else array.size * per_entry
     over = _over_budget(probing.case, planned, probing.use_complex)
     if auto and over:
@@ -478,46 +490,73 @@ def _with_oracle(probing, use_complex, options):
                    else probing.noise_delta / probing.step)
 
 
-def _oracle_for(probing, tensor, options, tested):
-    """The probing for one tensor, and why its oracle: the complex step where ``tested`` and it holds.
+def _oracles(probing, tensors, options, tested):
+    """Per tensor name: the probing to check it with and why, the complex step where it holds.
 
     Many forwards compute their holomorphic extension on a complex input
     without anyone intending it (products, einsum, exp, tanh, comparisons,
     which NumPy orders by the real part); some do not (``abs``, casts to
-    float, ``conj``, ``.real``). Along a random direction, the complex
-    step's derivative of every output (1 call) must match central
-    differences' (2 calls): then this tensor is checked by complex step
-    (exact derivatives, tolerance 1e-10), else by central differences.
+    float, ``conj``, ``.real``). Tested (``tested``) for all tensors at once
+    (3 calls), and one by one only when that fails: the tensors that pass
+    are checked by complex step (exact derivatives, tolerance 1e-10), the
+    others by central differences. See :func:`_complex_step_holds`.
     """
-    if not tested:
-        return probing, ""
-    direction = _random_direction(probing, tensor.array.shape)
+    if not tested or not tensors:
+        return {t.name: (probing, "") for t in tensors}
+    holds, why = _complex_step_holds(probing, tensors)
+    found = {t.name: (holds, why) for t in tensors}
+    if not holds and len(tensors) > 1:
+        found = {t.name: _complex_step_holds(probing, [t]) for t in tensors}
+    return {name: (_with_oracle(probing, holds, options), why)
+            for name, (holds, why) in found.items()}
+
+
+def _complex_step_holds(probing, tensors):
+    """Whether the complex step gives the derivative along a random direction of ``tensors``
+    (moved together), output by output, as central differences do; and why.
+
+    1 complex call and 2 real ones (2 more when an output bends, to tell a
+    kink at the point from one within a step; :func:`_kink_at_point`).
+    """
+    noun = probing.case.noun
+    directions = [_random_direction(probing, t.array.shape)
+                  * max(1.0, float(np.max(np.abs(t.array), initial=0.0))) for t in tensors]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", np.exceptions.ComplexWarning)
-            y_complex, _ = tensor.complex_numeric(
-                lambda evaluate, array: num.direction_probe(
-                    evaluate, array, 1j * num.COMPLEX_STEP * direction)[0](1.0))
-        probe, h = num.direction_probe(tensor.evaluate, tensor.array, direction, probing.step)
+            y_complex = _moved_together(probing.case, tensors, directions, num.COMPLEX_STEP * 1j)
+        probe = lambda t: (_moved_together(probing.case, tensors, directions, t), t)  # noqa: E731
+        h = probing.step
         (y_plus, _), (y_minus, _) = probe(h), probe(-h)
         at_kink = (not num.smooth_outputs(y_plus, y_minus, probing.y0).all()
                    and _kink_at_point(probe, h, probing.y0))
     except Exception as error:        # not defined on complex input, or a domain edge
-        return _with_oracle(probing, False, options), (
-            f"central differences: the {probing.case.noun} refused a complex input "
-            f"({type(error).__name__})")
+        return False, (f"central differences: the {noun} refused a complex input "
+                       f"({type(error).__name__})")
     if at_kink:
-        return _with_oracle(probing, False, options), (
-            f"central differences: the {probing.case.noun} has a kink at the point itself (a "
-            "tie, or an input at a kink), where the complex step takes one side and ties "
-            "can only be judged by central differences")
+        return False, (f"central differences: the {noun} has a kink at the point itself (a "
+                       "tie, or an input at a kink), where the complex step takes one side and "
+                       "ties can only be judged by central differences")
     if num.extension_matches(y_complex, y_plus, y_minus, h, probing.y0):
-        return _with_oracle(probing, True, options), (
-            f"complex step: the {probing.case.noun}'s complex extension matched central "
-            "differences along a random direction, output by output")
-    return _with_oracle(probing, False, options), (
-        f"central differences: the {probing.case.noun}'s complex extension did not match them "
-        "(abs, a cast to float, conj, or a kink along the direction)")
+        return True, (f"complex step: the {noun}'s complex extension matched central "
+                      "differences along a random direction, output by output")
+    return False, (f"central differences: the {noun}'s complex extension did not match them "
+                   "(abs, a cast to float, conj, or a kink along the direction)")
+
+
+def _moved_together(case, tensors, directions, t):
+    """``evaluate()`` with every tensor moved by ``t`` times its direction (``t`` complex:
+    complex copies, read through :meth:`Case.swapped`); the tensors are left as they were."""
+    with ExitStack() as stack:
+        for tensor, direction in zip(tensors, directions):
+            moved = tensor.array + t * direction
+            if np.iscomplexobj(moved):
+                stack.enter_context(case.swapped(tensor.name, moved))
+            else:
+                original = tensor.array.copy()
+                stack.callback(np.copyto, tensor.array, original)
+                np.copyto(tensor.array, moved)
+        return case.evaluate(complex_=np.iscomplexobj(t))
 
 
 # ------------------------------------------------------------------------- the probes
@@ -544,14 +583,14 @@ def _full(probing, tensor, colorings, give_up=False):
     method = "complex_step" if probing.use_complex else "full"
     for source, colors in colorings:
         groups = len(np.unique(colors))
-        if 2 * groups >= colors.size:
-            continue        # each group costs 2-3 calls: no gain unless groups halve the entries
+        if not _saves(probing, groups, colors.size):
+            continue
         found, rounding = _grouped(probing, tensor, colors)
         if found.grad is not None:
             tensor.how = (f"in {groups} group{'s' if groups > 1 else ''} of entries that move "
                           f"disjoint outputs ({source})")
             return found.grad, method, rounding
-        if not source.startswith("found"):
+        if not source.startswith("found") and not found.at_kinks:
             warnings.warn(GroupingWarning(
                 f"{source} puts entries of {tensor.name!r} that move a common output in one "
                 "group; checked entry by entry instead"), stacklevel=5)
@@ -793,18 +832,35 @@ def _without_kinks(probing, tensor, direction, smooth, slope):
 def _numerical_checks(probing, analytic, exclude, options, problems, tested):
     """One TensorCheck per tensor against the numerical oracle (``tested``: try the complex step)."""
     grouping = _grouping(probing, options, problems)
+    tensors = [_Tensor(probing.case, name) for name in analytic]
+    fast = {t.name: _fast_reason(probing, t, options, grouping) for t in tensors}
+    # No probe is spent on a test of the complex step for a tensor checked along
+    # one direction (by central differences; kinks are left out there).
+    calls = probing.case.calls
+    oracles = _oracles(probing, [t for t in tensors if not fast[t.name]], options, tested)
+    test_calls = probing.case.calls - calls
     checks = []
-    for name in analytic:
-        tensor = _Tensor(probing.case, name)
-        calls = probing.case.calls
-        fast = _fast_reason(probing, tensor, options, grouping)
-        if fast:        # no probe spent on a test of the complex step or on groups
-            found, oracle_why, how = probing, "", _How([], True, False, fast)
+    for tensor in tensors:
+        name = tensor.name
+        calls = probing.case.calls - (test_calls if len(oracles) == 1 else 0)
+        if fast[name]:
+            found, oracle_why, how = probing, "", _How([], True, False, fast[name])
         else:
-            found, oracle_why = _oracle_for(probing, tensor, options, tested)
+            found, oracle_why = oracles[name]
             how = _plan(found, tensor, options, grouping)
         mask = exclude.get(name, np.zeros(analytic[name].shape, dtype=bool))
-        check = _check_tensor(found, tensor, (analytic[name], mask), how)
+        try:
+            check = _check_tensor(found, tensor, (analytic[name], mask), how)
+        except Exception as error:
+            if not (oracle_why and found.use_complex):
+                raise
+            # Tested with every tensor complex at once; alone, this one is not
+            # taken (a real buffer the others made complex: `Z = zeros + b; Z += x @ W`).
+            found = _with_oracle(probing, False, options)
+            oracle_why = (f"central differences: the {probing.case.noun} refused a complex "
+                          f"{name!r} alone ({type(error).__name__})")
+            how = _plan(found, tensor, options, grouping)
+            check = _check_tensor(found, tensor, (analytic[name], mask), how)
         if found.use_complex and not _confirmed(found, tensor, check):
             # The complex step is declared, or tested along one direction only: a
             # failure central differences do not see is the complex extension's,

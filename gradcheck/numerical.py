@@ -432,11 +432,15 @@ class Grouped:
         one group (the grouping was wrong; nothing is assumed then).
     calls : int
     groups : int
+    at_kinks : bool
+        When ``grad`` is None: every output that refused the grouping was bent
+        by a kink or a tie within the step (it may well be right elsewhere).
     """
 
     grad: object
     calls: int
     groups: int
+    at_kinks: bool = False
 
 
 MAX_GROUP = 10_000
@@ -516,7 +520,8 @@ def grouped_difference(evaluate, array, dout, colors, *, step=STEP, complex_=Fal
             # tells them apart: a kink ends in a group of one, which is exact
             # whatever it shares; a small group is not worth halving.
             if not halved and not found.few_wrong:
-                return Grouped(grad=None, calls=prober.calls, groups=len(groups))
+                return Grouped(grad=None, calls=prober.calls, groups=len(groups),
+                               at_kinks=found.at_kinks)
             half = len(members) // 2
             stack += [(members[:half], True), (members[half:], True)]
             continue
@@ -584,12 +589,16 @@ class GroupProbe:
     few_wrong : bool
         Whether those are few enough among the moved outputs (at most 1 %,
         and 64) to be kinks within a step rather than a wrong grouping.
+    at_kinks : bool
+        Whether every unmatched output is bent by a kink or a tie within the
+        step (central differences): no evidence that the grouping is wrong.
     """
 
     share: np.ndarray
     wrong: int
     few_wrong: bool
     rounding: np.ndarray
+    at_kinks: bool = False
 
 
 def _owners(ratio, ratios):
@@ -692,8 +701,16 @@ def probe_group(prober, members, dout, y0=None):
     wrong_count = int(wrong.sum()) + int(np.count_nonzero(cancelled))
     share = np.bincount(owner, weights=g[moved] * d1[moved] / t1[owner],
                         minlength=len(members))
+    # Outputs that a kink or a tie bends within the step (central differences
+    # show it) are no evidence against the grouping: entries at kinks end
+    # alone when halved, or one at a time.
+    bent = (np.zeros(len(at), dtype=bool) if prober.complex_
+            else ~smooth_outputs(y_plus, y_minus, y_0))
+    unbent = int(np.count_nonzero(wrong & ~bent[moved]))
+    unbent += int(np.count_nonzero(cancelled & ~bent))
     return GroupProbe(share=share, wrong=wrong_count,
                       few_wrong=wrong_count <= min(_BISECT_OUTPUTS, int(moved.sum()) // 100),
+                      at_kinks=wrong_count > 0 and unbent == 0,
                       rounding=np.bincount(owner, weights=size[moved], minlength=len(members))
                       / (t1 / 2))
 
@@ -714,7 +731,7 @@ def discover_coloring(evaluate, array, dout, *, step=STEP, complex_=False, y0=No
     whose entries all mix (channels, features). Each trial is one group
     probed as :func:`grouped_difference` probes it (3 calls, 2 with the
     complex step), whose ratios tell whether two entries shared an output:
-    ``1``, then ``min(16, n // 2)`` (fails: dense), then ``2, 3, ...``.
+    ``1``, then ``min(16, n // 2)`` and smaller ones (see :func:`_axis_period`).
     The grouping returned puts entries whose indices agree modulo the
     periods in one group; it is a guess about the rest of the tensor (its
     borders, other lines), which :func:`grouped_difference` verifies as it
@@ -756,11 +773,25 @@ def discover_coloring(evaluate, array, dout, *, step=STEP, complex_=False, y0=No
     return colors, periods, prober.calls
 
 
+#: Periods tried along an axis whose widest period fails: entries that share
+#: outputs at several offsets (an LSTM's gates, ``H`` apart along ``4H``) leave
+#: the periods without a multiple among them; primes have the fewest multiples.
+_PRIME_PERIODS = (2, 3, 5, 7, 11, 13)
+
+
 def _axis_period(holds, n):
-    """The smallest period found to hold along an axis of length ``n`` (``n``: none does)."""
+    """The smallest period found to hold along an axis of length ``n`` (``n``: none does).
+
+    ``1``; else the widest, ``min(16, n // 2)``, and if it holds the first of
+    ``2, 3, ...`` that does (a local footprint: a kernel's width); if it
+    fails, the first prime below it that holds (outputs shared at several
+    offsets), else ``n``.
+    """
     if n == 1 or holds(1):
         return 1
     top = min(_MAX_PERIOD, n // 2)
-    if top < 2 or not holds(top):
+    if top < 2:
         return n
-    return next(p for p in range(2, top + 1) if p == top or holds(p))
+    if holds(top):
+        return next(p for p in range(2, top + 1) if p == top or holds(p))
+    return next((p for p in _PRIME_PERIODS if p < top and holds(p)), n)
