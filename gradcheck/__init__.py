@@ -7,8 +7,8 @@
 """
 
 from gradcheck.checker import (
-    AUTO_MAX_CALLS, AUTO_MAX_SECONDS, FD_TOLERANCE, PRECISIONS, TORCH_TOLERANCE, GroupingWarning, HazardWarning,
-    PrecisionWarning,
+    AUTO_MAX_CALLS, AUTO_MAX_SECONDS, FD_TOLERANCE, PRECISIONS, TORCH_TOLERANCE, GroupingWarning,
+    HazardWarning, PrecisionWarning,
     assert_function_gradients, assert_layer_gradients, assert_value_and_grad, check_function,
     check_layer, check_value_and_grad,
 )
@@ -20,7 +20,6 @@ __all__ = [
     "check_layer", "check_function", "check_value_and_grad",
     "assert_layer_gradients", "assert_function_gradients", "assert_value_and_grad",
     "CheckResult", "TensorCheck", "GradientCheckError", "relative_errors", "central_difference",
-    "FD_TOLERANCE", "TORCH_TOLERANCE", "PRECISIONS", "AUTO_MAX_CALLS", "AUTO_MAX_SECONDS", "PrecisionWarning",
-    "HazardWarning",
-    "GroupingWarning",
+    "FD_TOLERANCE", "TORCH_TOLERANCE", "PRECISIONS", "AUTO_MAX_CALLS", "AUTO_MAX_SECONDS",
+    "PrecisionWarning", "HazardWarning", "GroupingWarning",
 ]

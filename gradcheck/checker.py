@@ -12,14 +12,15 @@ from gradcheck.case import FunctionCase, LayerCase, ValueAndGradCase
 from gradcheck.core import GroupingWarning, PrecisionWarning, check
 from gradcheck.result import HazardWarning
 from gradcheck.options import (
-    AUTO_MAX_CALLS, AUTO_MAX_SECONDS, COMPLEX_STEP_TOLERANCE, FD_TOLERANCE, PRECISIONS, TORCH_TOLERANCE,
-    Precision, make_options,
+    AUTO_MAX_CALLS, AUTO_MAX_SECONDS, COMPLEX_STEP_TOLERANCE, FD_TOLERANCE, PRECISIONS,
+    TORCH_TOLERANCE, Precision, make_options,
 )
 
 __all__ = ["check_layer", "assert_layer_gradients", "check_function",
            "assert_function_gradients", "check_value_and_grad", "assert_value_and_grad",
-           "FD_TOLERANCE", "TORCH_TOLERANCE", "COMPLEX_STEP_TOLERANCE", "AUTO_MAX_CALLS", "AUTO_MAX_SECONDS",
-           "PRECISIONS", "Precision", "PrecisionWarning", "GroupingWarning", "HazardWarning"]
+           "FD_TOLERANCE", "TORCH_TOLERANCE", "COMPLEX_STEP_TOLERANCE", "AUTO_MAX_CALLS",
+           "AUTO_MAX_SECONDS", "PRECISIONS", "Precision", "PrecisionWarning", "GroupingWarning",
+           "HazardWarning"]
 
 
 def check_layer(layer, x, *, mode="auto", seed=0, dout=None, torch_fn=None, step=None,
@@ -54,11 +55,14 @@ def check_layer(layer, x, *, mode="auto", seed=0, dout=None, torch_fn=None, step
     x : ndarray, float64 (float32/float16 with a PrecisionWarning)
         Not modified.
     mode : {"auto", "full", "fast"}, default "auto"
-        ``"full"``: every entry (central differences, 2 forward calls each; or
-        complex step, 1 call). ``"fast"``: each tensor along one random
-        direction (2 calls per tensor), which cannot localize an error.
-        ``"auto"``: full for tensors of at most :data:`AUTO_FULL_LIMIT` entries,
-        fast for larger ones. The result's checks say which was used.
+        ``"full"``: every entry (by groups of entries that move disjoint
+        outputs, 3 forward calls a group with central differences and 2 with
+        the complex step; else one entry at a time, 2 calls or 1).
+        ``"fast"``: each tensor along one random direction (2 calls per
+        tensor), which cannot localize an error. ``"auto"``: full where a
+        tensor's plan takes at most :data:`AUTO_MAX_CALLS` forward calls and
+        :data:`AUTO_MAX_SECONDS` at the measured cost of a call, fast beyond.
+        ``TensorCheck.method`` says which was used, ``TensorCheck.plan`` why.
     seed : int, default 0
         Seeds ``G`` and the random directions.
     dout : ndarray, shape of ``layer.forward(x)``, optional
@@ -73,8 +77,11 @@ def check_layer(layer, x, *, mode="auto", seed=0, dout=None, torch_fn=None, step
         Largest relative error accepted against each oracle; defaults from
         :data:`PRECISIONS` (the complex step uses :data:`COMPLEX_STEP_TOLERANCE`).
     complex_step : bool, optional
-        Force (True) or forbid (False) complex-step differentiation; default:
-        when the layer says ``complex_safe = True`` and computes in float64.
+        Force (True) or forbid (False) complex-step differentiation; default
+        (float64 only): when the layer says ``complex_safe = True``; else
+        tested, and used for each tensor where the forward's complex extension
+        gives the derivatives central differences give (never for ``abs``, a
+        cast to float, ``conj``; never at a tie).
     name : str, optional
         The layer's name in the result; default its ``name`` attribute or class.
     fd_exclude : dict of str to bool ndarray, optional
@@ -85,12 +92,14 @@ def check_layer(layer, x, *, mode="auto", seed=0, dout=None, torch_fn=None, step
         Groups of entries, by tensor, that move disjoint sets of outputs: a full
         check then perturbs a whole group per forward call (Curtis–Powell–Reid).
         Also taken from ``layer.jacobian_coloring(name, shape)`` when the layer
-        has it, and guessed for ``x`` (examples of a batch independent along its
-        first or last axis). Every grouping is verified as it is used: an
-        output moved by two entries of a group sends that tensor back to one
-        entry at a time (with a ``GroupingWarning`` unless it was a guess), so a
-        layer that couples its examples (batch norm) is still checked exactly.
-        ``False`` turns grouping off.
+        has it, else found by probing the forward (per axis, the smallest
+        period of entries that move disjoint outputs; see
+        :func:`gradcheck.numerical.discover_coloring`). Every grouping is
+        verified as it is used: an output moved by two entries of a group
+        sends that tensor back to one entry at a time (with a
+        ``GroupingWarning`` when it was given or declared), so a layer that
+        couples its examples (batch norm) is still checked exactly. ``False``
+        turns grouping off.
     strict : bool, default False
         Fail the check on a hazard too (the code writes into its input,
         ``dout`` or params). By default a hazard is reported in

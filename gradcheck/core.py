@@ -830,7 +830,8 @@ def _without_kinks(probing, tensor, direction, smooth, slope):
 # -------------------------------------------------------------------- the comparisons
 
 def _numerical_checks(probing, analytic, exclude, options, problems, tested):
-    """One TensorCheck per tensor against the numerical oracle (``tested``: try the complex step)."""
+    """One TensorCheck per tensor against the numerical oracle (``tested``: try the complex
+    step)."""
     grouping = _grouping(probing, options, problems)
     tensors = [_Tensor(probing.case, name) for name in analytic]
     fast = {t.name: _fast_reason(probing, t, options, grouping) for t in tensors}
@@ -877,7 +878,8 @@ def _numerical_checks(probing, analytic, exclude, options, problems, tested):
 
 
 def _confirmed(probing, tensor, check):
-    """Whether a check's verdict stands: passed, or its worst entry fails by central differences too.
+    """Whether a check's verdict stands: passed, or its worst entry fails by central
+    differences too.
 
     The worst entry is refined by central differences
     (:func:`gradcheck.numerical.refine`, 4 calls): at a smooth point its

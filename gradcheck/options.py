@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FD_TOLERANCE", "TORCH_TOLERANCE", "COMPLEX_STEP_TOLERANCE", "AUTO_MAX_CALLS", "AUTO_MAX_SECONDS",
-           "FAST_FALLBACK_LIMIT", "MODES", "Precision", "PRECISIONS", "Options",
+__all__ = ["FD_TOLERANCE", "TORCH_TOLERANCE", "COMPLEX_STEP_TOLERANCE", "AUTO_MAX_CALLS",
+           "AUTO_MAX_SECONDS", "FAST_FALLBACK_LIMIT", "MODES", "Precision", "PRECISIONS", "Options",
            "make_options", "require_finite", "validate_float"]
 
 #: Default tolerance against central differences in float64. Their error at
