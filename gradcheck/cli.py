@@ -217,14 +217,16 @@ def _check(args):
 def bench_commands(root, *, quick=False, python=None):
     """Return the benchmark command lines ``gradcheck bench`` runs from ``root``, in order.
 
-    ``benchmarks.bench_layers`` always; ``benchmarks.bench_checker`` when
-    ``root/benchmarks/bench_checker.py`` exists.
+    ``benchmarks.bench_layers`` always; then ``benchmarks.bench_checker`` and
+    ``benchmarks.bench_users`` (in that order: the second adds its rows to
+    the first's CSV), each when its file exists under ``root/benchmarks``.
     """
     python = python or sys.executable
     extra = ["--quick"] if quick else []
     commands = [[python, "-m", "benchmarks.bench_layers", *extra]]
-    if (Path(root) / "benchmarks" / "bench_checker.py").is_file():
-        commands.append([python, "-m", "benchmarks.bench_checker", *extra])
+    for module in ("bench_checker", "bench_users"):
+        if (Path(root) / "benchmarks" / f"{module}.py").is_file():
+            commands.append([python, "-m", f"benchmarks.{module}", *extra])
     return commands
 
 

@@ -424,7 +424,9 @@ def _fast_reason(probing, tensor, options, grouping):
 
 
 def _groupable(tensor, grouping):
-    return grouping and tensor.array.dtype == np.float64 and tensor.array.size > 2
+    """Whether a grouping could hold: float64 entries, and more than one output to share."""
+    return (grouping and tensor.array.dtype == np.float64 and tensor.array.size > 2
+            and tensor.case.y_size > 1)
 
 
 def _plan(probing, tensor, options, grouping):
@@ -837,44 +839,55 @@ def _numerical_checks(probing, analytic, exclude, options, problems, tested):
     fast = {t.name: _fast_reason(probing, t, options, grouping) for t in tensors}
     # No probe is spent on a test of the complex step for a tensor checked along
     # one direction (by central differences; kinks are left out there).
-    calls = probing.case.calls
     oracles = _oracles(probing, [t for t in tensors if not fast[t.name]], options, tested)
-    test_calls = probing.case.calls - calls
     checks = []
     for tensor in tensors:
-        name = tensor.name
-        calls = probing.case.calls - (test_calls if len(oracles) == 1 else 0)
-        if fast[name]:
-            found, oracle_why, how = probing, "", _How([], True, False, fast[name])
+        calls = probing.case.calls
+        given = (analytic[tensor.name],
+                 exclude.get(tensor.name, np.zeros(analytic[tensor.name].shape, dtype=bool)))
+        if fast[tensor.name]:
+            how = _How([], True, False, fast[tensor.name])
+            check, oracle_why = _check_tensor(probing, tensor, given, how), ""
         else:
-            found, oracle_why = oracles[name]
-            how = _plan(found, tensor, options, grouping)
-        mask = exclude.get(name, np.zeros(analytic[name].shape, dtype=bool))
-        try:
-            check = _check_tensor(found, tensor, (analytic[name], mask), how)
-        except Exception as error:
-            if not (oracle_why and found.use_complex):
-                raise
-            # Tested with every tensor complex at once; alone, this one is not
-            # taken (a real buffer the others made complex: `Z = zeros + b; Z += x @ W`).
-            found = _with_oracle(probing, False, options)
-            oracle_why = (f"central differences: the {probing.case.noun} refused a complex "
-                          f"{name!r} alone ({type(error).__name__})")
-            how = _plan(found, tensor, options, grouping)
-            check = _check_tensor(found, tensor, (analytic[name], mask), how)
-        if found.use_complex and not _confirmed(found, tensor, check):
-            # The complex step is declared, or tested along one direction only: a
-            # failure central differences do not see is the complex extension's,
-            # not the gradient's (abs of a few entries). Judged by them instead.
-            found = _with_oracle(probing, False, options)
-            oracle_why = ("central differences: the complex step's failure at "
-                          f"{check.worst_index} was not theirs (the {probing.case.noun} is "
-                          "not holomorphic there)")
-            check = _check_tensor(found, tensor, (analytic[name], mask),
-                                  _plan(found, tensor, options, grouping))
+            check, how, oracle_why = _judged(oracles[tensor.name], tensor, given,
+                                             (probing, options, grouping))
         checks.append(replace(check, plan=_plan_sentence(check, tensor, (how, oracle_why),
                                                          probing.case.calls - calls)))
     return checks
+
+
+def _judged(oracle, tensor, given, context):
+    """Check one tensor in full with its oracle, ``(probing, why)``; return (check, how, why).
+
+    A complex step that was tested with every tensor complex at once but
+    raises with this one complex alone (a real buffer the others made
+    complex: ``Z = zeros + b; Z += x @ W``), or whose failure central
+    differences do not confirm (:func:`_confirmed`: an ``abs`` of a few
+    entries), gives way to central differences.
+    """
+    (found, why), (probing, options, grouping) = oracle, context
+    how = _plan(found, tensor, options, grouping)
+    try:
+        check = _check_tensor(found, tensor, given, how)
+    except Exception as error:
+        if not (why and found.use_complex):
+            raise
+        why = (f"central differences: the {probing.case.noun} refused a complex "
+               f"{tensor.name!r} alone ({type(error).__name__})")
+        return _central_check(probing, tensor, given, (options, grouping)) + (why,)
+    if found.use_complex and not _confirmed(found, tensor, check):
+        why = (f"central differences: the complex step's failure at {check.worst_index} was "
+               f"not theirs (the {probing.case.noun} is not holomorphic there)")
+        return _central_check(probing, tensor, given, (options, grouping)) + (why,)
+    return check, how, why
+
+
+def _central_check(probing, tensor, given, context):
+    """(check, how) of one tensor by central differences, planned anew."""
+    options, grouping = context
+    central = _with_oracle(probing, False, options)
+    how = _plan(central, tensor, options, grouping)
+    return _check_tensor(central, tensor, given, how), how
 
 
 def _confirmed(probing, tensor, check):

@@ -325,6 +325,15 @@ def bench_goal_lines(bench_layers=None, bench_checker=None):
                          f"{speedup:.1f}× faster (goal ≥ {GOAL_SPEEDUP:g}×): "
                          + ("goal met" if speedup >= GOAL_SPEEDUP else "**goal not met**")
                          + f" ({ours['seconds']:.3g} s vs {slow['seconds']:.3g} s)")
+        speedups = [f"{case[len('user_'):]} {slow['seconds'] / ours['seconds']:.1f}×"
+                    for case in dict.fromkeys(bench_checker["case"].astype(str))
+                    if case.startswith("user_")
+                    for ours, slow in [(find(case, "ours_full"), find(case, "torch_slow"))]
+                    if ours is not None and slow is not None]
+        if speedups:
+            lines.append("checker on user-style layers (benchmarks/bench_users.py), ours full "
+                         "vs torch.autograd.gradcheck slow, times faster: "
+                         + ", ".join(speedups) + " (goals in bench_users.md)")
         big = bench_checker[(bench_checker["method"] == "ours_fast")
                             & bench_checker["case"].astype(str).str.endswith("_1e6")
                             & bench_checker["seconds"].notna()]

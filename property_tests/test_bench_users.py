@@ -36,7 +36,9 @@ def test_the_tiny_cases_mirror_the_benchmark():
     assert [c.name for c in TINY_CASES] == [c.name for c in CASES]
     sizes = {c.name: entries(c.build()) for c in CASES}
     assert sizes["user_conv"] == 4 * 8 * 16 * 16 + 8 * 8 * 9 + 8
-    assert sizes["user_lstm"] == 4 * 10 + 2 * 4 * 8 + (10 + 8 + 1) * 32
+    assert sizes["user_lstm_toy"] == 4 * 10 + 2 * 4 * 8 + (10 + 8 + 1) * 32
+    assert sizes["user_lstm"] == 16 * 32 + 2 * 16 * 32 + (32 + 32 + 1) * 128
+    assert sizes["user_attention"] == 3 * 4 * 16 * 16
     assert [b.entries for b in BIG_CASES] == [10**6, 10**7]
 
 

@@ -321,6 +321,9 @@ def test_bench_commands(tmp_path):
     assert cli.bench_commands(tmp_path, quick=True, python="py") == [
         ["py", "-m", "benchmarks.bench_layers", "--quick"],
         ["py", "-m", "benchmarks.bench_checker", "--quick"]]
+    (tmp_path / "benchmarks" / "bench_users.py").write_text("")
+    assert cli.bench_commands(tmp_path, python="py")[1:] == [
+        ["py", "-m", "benchmarks.bench_checker"], ["py", "-m", "benchmarks.bench_users"]]
 
 
 def test_verify_and_bench_exit_2_outside_a_source_checkout(tmp_path):

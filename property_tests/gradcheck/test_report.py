@@ -381,3 +381,17 @@ settings.register_profile("mine", derandomize=True, max_examples=5, deadline=Non
     rerun = pytester.run(sys.executable, *plain.split()[1:3], "test_inner.py::test_plain[Doubled]",
                          "--hypothesis-profile=mine", "-p", "no:cacheprovider")
     assert rerun.ret == 1 and "1 failed" in rerun.stdout.str()
+
+
+def test_the_summary_names_the_speed_ups_on_user_style_layers():
+    from gradcheck.report import bench_goal_lines
+
+    rows = pd.DataFrame([
+        {"case": "user_conv", "method": "ours_full", "seconds": 0.5},
+        {"case": "user_conv", "method": "torch_slow", "seconds": 50.0},
+        {"case": "user_lstm", "method": "ours_full", "seconds": 0.2},
+        {"case": "user_lstm", "method": "torch_slow", "seconds": None},   # not measured
+        {"case": "conv", "method": "ours_full", "seconds": 0.1},
+    ])
+    (line,) = [x for x in bench_goal_lines(None, rows) if "user-style" in x]
+    assert line.endswith("times faster: conv 100.0× (goals in bench_users.md)")
