@@ -42,7 +42,7 @@ DETECTION_COLUMNS = ["case", "family", "kind", "oracle", "passed_check", "expect
 DETAILED_COLUMNS = [
     "test", "layer", "config", "seed", "tensor", "gradient", "oracle", "shape", "size",
     "max_rel_error", "max_abs_error", "tolerance", "mismatched", "excluded", "nondifferentiable",
-    "tied", "method", "passed", "forward_calls", "self_checks", "reproduce",
+    "tied", "method", "plan", "passed", "forward_calls", "self_checks", "reproduce",
 ]
 #: Columns of the summary table, in order.
 SUMMARY_COLUMNS = [

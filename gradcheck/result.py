@@ -152,6 +152,7 @@ class TensorCheck:
             "nondifferentiable": self.nondifferentiable,
             "tied": self.tied,
             "method": self.method,
+            "plan": self.plan,
             "passed": self.passed,
         }
 

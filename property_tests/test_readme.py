@@ -1,6 +1,7 @@
 """README's example runs as written and says what it shows."""
 
 import ast
+import csv
 import re
 import sys
 from pathlib import Path
@@ -110,3 +111,30 @@ def test_the_command_line_outputs_quoted_in_the_readme_are_what_it_prints(tmp_pa
         assert printed.strip().splitlines()[-len(failure):] == failure
     finally:
         sys.modules.pop(name, None)
+
+
+def test_the_detailed_csv_quoted_in_the_readme_is_what_the_plugin_writes(pytester):
+    text = README.read_text(encoding="utf-8")
+    start = text.index("test,layer,config,config.m,config.sizes,seed,tensor")
+    quoted = text[start:text.index("```", start)].strip().splitlines()
+    pytester.makepyfile(test_sample="""
+        import numpy as np
+        from reference_impls import Dense
+
+        def test_dense(check_gradients):
+            rng = np.random.default_rng(0)
+            W, b, x = rng.normal(size=(3, 2)), rng.normal(size=(3, 1)), rng.normal(size=(2, 4))
+            check_gradients(Dense(W, b), x, config={"m": 4, "sizes": [2, 3]})
+    """)
+    pytester.syspathinsert(str(README.parent))
+    pytester.runpytest("-p", "no:cacheprovider", "--gradcheck-report", "out").assert_outcomes(
+        passed=1)
+    written = (pytester.path / "out" / "gradcheck_detailed.csv").read_text().splitlines()
+    # The header and the tensor columns exactly; the errors to their order of magnitude.
+    assert written[0] == quoted[0]
+    for got, said in zip(written[1:3], quoted[1:]):
+        got_cells, said_cells = next(csv.reader([got])), next(csv.reader([said]))
+        errors = slice(11, 13)          # max_rel_error, max_abs_error
+        assert got_cells[:11] == said_cells[:11] and got_cells[13:] == said_cells[13:]
+        for g, s in zip(got_cells[errors], said_cells[errors]):
+            assert float(s) / 10 <= float(g) <= float(s) * 10
