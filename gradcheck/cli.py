@@ -314,12 +314,13 @@ def build_parser():
                             "backward, args) or (fn, args), e.g. my_layers:make_dense")
     check.add_argument("--mode", choices=("auto", "full", "fast"), default="auto",
                        help="full: every entry; fast: one random direction per tensor; auto: "
-                            "full up to 4096 probes per tensor, fast above")
+                            "full where a tensor takes at most 10,000 forward calls and 5 s, "
+                            "fast above")
     check.add_argument("--seed", type=int, default=0,
                        help="seed of the random upstream gradient and directions")
     check.add_argument("--complex-step", action=argparse.BooleanOptionalAction, default=None,
                        help="force or forbid complex-step differentiation; none: used when the "
-                            "layer says complex_safe = True and computes in float64")
+                            "layer says complex_safe = True, else tested per tensor (float64)")
     check.add_argument("--torch", default=None, metavar="MODULE:FN",
                        help="the same forward in torch, float64: torch_fn(x, params) for a "
                             "layer, torch_fn(*args) for a function; adds torch autograd as an "
