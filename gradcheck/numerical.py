@@ -207,7 +207,7 @@ def directional_difference(evaluate, array, dout, direction, *, step=STEP, compl
         np.copyto(array, original)
 
 
-def smooth_outputs(y_plus, y_minus, y0):
+def smooth_outputs(y_plus, y_minus, y0, bend=1e-3):
     """Outputs whose change across ``±h`` is straight to ``O(h²)``: no kink within the step.
 
     ``y_plus + y_minus - 2 y0`` is ``h² · (curvature)`` for a smooth output,
@@ -219,15 +219,20 @@ def smooth_outputs(y_plus, y_minus, y0):
     Parameters
     ----------
     y_plus, y_minus, y0 : ndarray, shape (m,)
+    bend : float
+        The bend, relative to the change, above which an output is not
+        smooth. At a step ``10^4`` times smaller, 1e-7 still flags a tie whose
+        entries move almost alike (its bend is the same fraction of its change
+        at any step), and no smooth output.
 
     Returns
     -------
     ndarray of bool, shape (m,)
     """
     eps = np.finfo(np.float64).eps
-    bend = np.abs(y_plus + y_minus - 2 * y0)
+    bent = np.abs(y_plus + y_minus - 2 * y0)
     rounding = 4 * eps * (np.abs(y_plus) + np.abs(y_minus) + 2 * np.abs(y0))
-    return bend <= 1e-3 * np.abs(y_plus - y_minus) + 100 * rounding
+    return bent <= bend * np.abs(y_plus - y_minus) + 100 * rounding
 
 
 def extension_matches(y_complex, y_plus, y_minus, h, y0):
@@ -237,7 +242,7 @@ def extension_matches(y_complex, y_plus, y_minus, h, y0):
     ``y_complex`` is ``y(x + i COMPLEX_STEP d)``, ``y_plus``/``y_minus`` are
     ``y(x ± h d)``. Where the forward computes its holomorphic extension, the
     two agree to the central difference's error: truncation ``O(h²)``
-    (~1e-10 relative, 1e-5 allowed for large third derivatives) and the
+    (~1e-10 relative, 1e-7 allowed for large third derivatives) and the
     rounding of its outputs (``eps |y| / h``, 100× allowed). A forward that
     is not (``abs``, a cast, ``conj``) gives an output's derivative wrong by
     its own size; outputs below 1e-8 of the largest derivative are not judged,
@@ -259,7 +264,7 @@ def extension_matches(y_complex, y_plus, y_minus, h, y0):
     exact = y_complex.imag[smooth] / COMPLEX_STEP
     central = (y_plus[smooth] - y_minus[smooth]) / (2 * h)
     rounding = 8 * eps * (np.abs(y_plus[smooth]) + np.abs(y_minus[smooth])) / (2 * h)
-    allowed = (1e-5 * np.abs(central) + 1e-8 * np.max(np.abs(central), initial=0.0)
+    allowed = (1e-7 * np.abs(central) + 1e-8 * np.max(np.abs(central), initial=0.0)
                + 100 * rounding)
     return bool(smooth.any() and np.all(np.abs(exact - central) <= allowed))
 
@@ -528,6 +533,13 @@ def grouped_difference(evaluate, array, dout, colors, *, step=STEP, complex_=Fal
         grad[members] += found.share
         if rounding is not None:
             rounding.reshape(-1)[members] += found.rounding
+        # A member that owns no output may still move one that a much stronger
+        # member of its group moves too (its share lost in the mixture, within
+        # the match tolerance): the members that own nothing are probed again
+        # together, without the others.
+        idle = members[found.owned == 0]
+        if 0 < len(idle) < len(members):
+            stack.append((idle, True))
     return Grouped(grad=grad.reshape(array.shape), calls=prober.calls, groups=len(groups))
 
 
@@ -592,6 +604,8 @@ class GroupProbe:
     at_kinks : bool
         Whether every unmatched output is bent by a kink or a tie within the
         step (central differences): no evidence that the grouping is wrong.
+    owned : ndarray of int, shape ``(members,)``
+        The outputs each member was found to own.
     """
 
     share: np.ndarray
@@ -599,6 +613,7 @@ class GroupProbe:
     few_wrong: bool
     rounding: np.ndarray
     at_kinks: bool = False
+    owned: np.ndarray | None = None
 
 
 def _owners(ratio, ratios):
@@ -629,6 +644,10 @@ def probe_group(prober, members, dout, y0=None):
         y_plus, t_plus = prober.moved(members, r)
         y_minus, t_minus = prober.moved(members, -r)
         d1, t1 = y_plus - y_minus, t_plus - t_minus
+    if not np.any(d1):          # nothing moved (a dead ReLU's inputs): nothing to attribute
+        zeros = np.zeros(len(members))
+        return GroupProbe(share=zeros, wrong=0, few_wrong=True, rounding=zeros,
+                          owned=np.zeros(len(members), dtype=np.int64))
     if len(members) > 1:
         # Both probes move the entries by distinct multiples of their steps: a
         # probe moving all of them alike could be a direction the layer ignores
@@ -654,7 +673,8 @@ def probe_group(prober, members, dout, y0=None):
         size = np.abs(g * y_plus) + np.abs(g)
     if len(members) == 1:       # one entry: its change is its own, however it bends
         return GroupProbe(share=np.array([np.sum(g * d1) / t1[0]]), wrong=0, few_wrong=True,
-                          rounding=np.array([np.sum(size) / (t1[0] / 2)]))
+                          rounding=np.array([np.sum(size) / (t1[0] / 2)]),
+                          owned=np.array([int(np.count_nonzero(moved))]))
     if prober.complex_:
         ratios, curvature = t_s / t1, np.zeros(len(at))
         ratio = e[moved] / d1[moved]
@@ -711,6 +731,7 @@ def probe_group(prober, members, dout, y0=None):
     return GroupProbe(share=share, wrong=wrong_count,
                       few_wrong=wrong_count <= min(_BISECT_OUTPUTS, int(moved.sum()) // 100),
                       at_kinks=wrong_count > 0 and unbent == 0,
+                      owned=np.bincount(owner, minlength=len(members)),
                       rounding=np.bincount(owner, weights=size[moved], minlength=len(members))
                       / (t1 / 2))
 
@@ -756,7 +777,7 @@ def discover_coloring(evaluate, array, dout, *, step=STEP, complex_=False, y0=No
 
     def holds(axis, p):
         """Whether entries ``p`` apart along ``axis``, through the center, share no output."""
-        along = np.arange(center[axis] % p, array.shape[axis], p)
+        along = np.arange(center[axis] % p, array.shape[axis], p)[:MAX_GROUP]
         if len(along) < 2:
             return True
         line = np.repeat(center[None, :], len(along), axis=0)

@@ -269,11 +269,116 @@ def test_auto_mode_bounds_the_time_too(monkeypatch):
 
 
 def test_kinks_are_left_out_of_both_sides_of_a_check_along_a_direction():
-    x = np.random.default_rng(9).normal(size=(50, 40))
+    # Over 100,000 entries (no full check to fall back to): the outputs a kink
+    # bends leave G, and the backward is asked again. Smaller tensors with a kink
+    # along the direction are checked entry by entry instead.
+    x = np.random.default_rng(9).normal(size=(400, 300))
     x[::5, ::3] = 2e-6                                 # within a step of ReLU's kink
     result = gradcheck.check_function(relu_forward, relu_backward, x, mode="fast")
     assert result.passed, result.message()
     assert "that a kink bends within the step left out of G" in result.checks[0].plan
+    small = gradcheck.check_function(relu_forward, relu_backward, x[:50, :40], mode="fast")
+    assert small.passed and small.checks[0].method == "full"
     doubled = gradcheck.check_function(relu_forward, lambda d, x: 2 * relu_backward(d, x), x,
                                        mode="fast")
     assert not doubled.passed
+
+
+# ------------------------------------------------- found by review (each a regression)
+def test_a_weak_term_sharing_an_output_with_a_strong_one_is_not_lost_in_a_group():
+    x = np.random.default_rng(0).standard_normal(100)
+
+    def forward(x):
+        return 1e7 * x[:50] + x[50:], None
+
+    def backward_drops_the_weak_term(dout, cache):
+        return np.concatenate([1e7 * dout, 0 * dout])
+
+    for options in ({}, {"mode": "full"}, {"complex_step": False}):
+        assert not gradcheck.check_function(forward, backward_drops_the_weak_term, x,
+                                            **options).passed, options
+
+
+def _regularized_loss(W, X, y, with_sign=True, reg=1e-7):
+    s = X @ W
+    p = np.exp(s - s.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    d = p.copy()
+    d[np.arange(len(y)), y] -= 1
+    grad = X.T @ d / len(y) + (reg * np.sign(W) if with_sign else 0.0)
+    return -np.log(p[np.arange(len(y)), y]).mean() + reg * np.abs(W).sum(), grad
+
+
+def test_a_small_abs_term_keeps_the_complex_step_away():
+    rng = np.random.default_rng(9)
+    X, y, W = rng.standard_normal((50, 20)), rng.integers(0, 10, 50), 0.3 * rng.standard_normal(
+        (20, 10))
+    assert gradcheck.check_value_and_grad(_regularized_loss, W, X, y, wrt="W").passed
+    missing = gradcheck.check_value_and_grad(
+        lambda W, X, y: _regularized_loss(W, X, y, with_sign=False), W, X, y, wrt="W")
+    assert not missing.passed
+    assert missing.checks[0].oracle == "finite_differences"
+
+
+def test_a_complex_step_failure_on_a_0d_tensor_is_judged_again():
+    rng = np.random.default_rng(16)
+    X, W, y = rng.standard_normal((20, 8)), rng.standard_normal((8, 5)), rng.integers(0, 5, 20)
+
+    def tempered(X, W, T, y, reg=1e-6):
+        s = X @ W / T
+        p = np.exp(s - s.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        ds = p.copy()
+        ds[np.arange(20), y] -= 1
+        ds /= 20
+        return (-np.log(p[np.arange(20), y]).mean() + reg * np.abs(T),
+                (ds @ W.T / T, X.T @ ds / T, np.array(-np.sum(ds * s) / T + reg * np.sign(T))))
+
+    assert gradcheck.check_value_and_grad(tempered, X, W, np.array(1.7), y).passed
+
+
+def test_an_input_all_at_kinks_is_never_passed_along_a_direction():
+    def relu(x):
+        return np.maximum(x, 0), x
+
+    def five(dout, x):                 # valid values at 0 lie in [0, 1]
+        return 5 * dout
+
+    assert not gradcheck.check_function(relu, five, np.zeros((10, 10)), mode="fast").passed
+    big = gradcheck.check_function(relu, five, np.zeros((400, 300)))
+    assert not big.passed and big.checks[0].method == "fast"
+
+
+def _max_pool_2x2(x):
+    N, C, H, W = x.shape
+    return x.reshape(N, C, H // 2, 2, W // 2, 2).max(axis=(3, 5)), x
+
+
+def _max_pool_2x2_backward(dout, x):         # the first maximum of a window takes its gradient
+    N, C, H, W = x.shape
+    windows = x.reshape(N, C, H // 2, 2, W // 2, 2).transpose(0, 1, 2, 4, 3, 5).reshape(
+        N, C, H // 2, W // 2, 4)
+    mask = np.zeros_like(windows)
+    np.put_along_axis(mask, windows.argmax(-1)[..., None], 1.0, -1)
+    return (mask * dout[..., None]).reshape(N, C, H // 2, W // 2, 2, 2).transpose(
+        0, 1, 2, 4, 3, 5).reshape(N, C, H, W)
+
+
+def test_ties_of_a_large_integer_image_are_no_false_alarm_along_a_direction():
+    x = np.random.default_rng(14).integers(0, 8, size=(8, 4, 64, 64)).astype(float)
+    result = gradcheck.check_function(_max_pool_2x2, _max_pool_2x2_backward, x)
+    assert result.passed, result.message()
+    assert result.checks[0].method == "fast"         # 131,072 entries of ties: over budget
+
+
+def test_a_failure_over_budget_is_not_retried_one_entry_at_a_time(monkeypatch):
+    monkeypatch.setattr(core, "AUTO_MAX_CALLS", 2000)
+    x = 2 * np.random.default_rng(0).standard_normal(20_000)
+
+    def backward(dout, x):
+        g = dout * 1.5 * np.sign(x) * np.abs(x) ** 0.5
+        g[7] *= 2
+        return g
+
+    result = gradcheck.check_function(lambda x: (np.abs(x) ** 1.5, x), backward, x)
+    assert not result.passed and result.forward_calls < 2000
