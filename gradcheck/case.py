@@ -246,13 +246,18 @@ class Case:
         return self.fastest.get(complex_, self.fastest.get(False, 0.0))
 
     @property
+    def output_sizes(self):
+        """Entries of each output (after the first call)."""
+        return [int(np.prod(s, dtype=np.int64)) for s in self.output_shapes or ()]
+
+    @property
     def y_size(self):
         """Entries of the outputs, concatenated (after the first call)."""
-        return sum(int(np.prod(s, dtype=np.int64)) for s in self.output_shapes or ())
+        return sum(self.output_sizes)
 
     def split(self, flat):
         """Cut a concatenated vector back into one array per output."""
-        sizes = [int(np.prod(s, dtype=np.int64)) for s in self.output_shapes]
+        sizes = self.output_sizes
         parts = np.split(flat, np.cumsum(sizes)[:-1]) if sizes else []
         return [p.reshape(s) for p, s in zip(parts, self.output_shapes)]
 

@@ -98,9 +98,16 @@ class _Tensor:
         real buffer) raises instead of silently reading a zero derivative.
         """
         carray = self.array.astype(np.complex128)
-        with self.case.swapped(self.name, carray), warnings.catch_warnings():
-            warnings.simplefilter("error", np.exceptions.ComplexWarning)
+        with self.case.swapped(self.name, carray), _casts_raise():
             return fn(lambda: self.case.evaluate(complex_=True), carray, *args)
+
+
+@contextmanager
+def _casts_raise():
+    """A cast that drops an imaginary part (``ComplexWarning``) raises while this is on."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", np.exceptions.ComplexWarning)
+        yield
 
 
 # ------------------------------------------------------------------------ the check
@@ -524,8 +531,7 @@ def _complex_step_holds(probing, tensors):
     directions = [_random_direction(probing, t.array.shape)
                   * max(1.0, float(np.max(np.abs(t.array), initial=0.0))) for t in tensors]
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", np.exceptions.ComplexWarning)
+        with _casts_raise():
             y_complex = _moved_together(probing.case, tensors, directions, num.COMPLEX_STEP * 1j)
         probe = lambda t: (_moved_together(probing.case, tensors, directions, t), t)  # noqa: E731
         h = probing.step
@@ -765,11 +771,15 @@ def _random_direction(probing, shape):
     return direction / max(float(np.max(np.abs(direction), initial=0.0)), 1e-300)
 
 
+def _projection(analytic, direction):
+    """The analytic gradient's projection on ``direction``, and that sum's scale."""
+    return float(np.sum(analytic * direction)), float(np.sum(np.abs(analytic * direction)))
+
+
 def _along(probing, analytic):
     """A random direction, the analytic gradient's projection on it, and that sum's scale."""
     direction = _random_direction(probing, analytic.shape)
-    return (direction, float(np.sum(analytic * direction)),
-            float(np.sum(np.abs(analytic * direction))))
+    return (direction, *_projection(analytic, direction))
 
 
 def _fast(probing, tensor, analytic):
@@ -806,8 +816,7 @@ def _fast(probing, tensor, analytic):
 def _along_direction(probing, analytic, direction, numeric, kink=False):
     """The verdict along ``direction``: ``<analytic, direction>`` against ``numeric``."""
     tol = probing.tol
-    projected = float(np.sum(analytic * direction))
-    scale = float(np.sum(np.abs(analytic * direction)))
+    projected, scale = _projection(analytic, direction)
     floor = max(error_floor([(np.array([scale]), np.array([numeric]))], probing.noise, tol),
                 np.finfo(np.float64).tiny)
     err = float(relative_errors(np.array([projected]), np.array([numeric]), floor)[0])
