@@ -4,8 +4,10 @@ Run as ``python -m gradcheck`` or through the ``gradcheck`` console script.
 Every subcommand's ``--help`` lists its options with their defaults.
 
 Exit codes: 0 everything passed, 1 a gradient check failed, 2 a usage error
-(a bad argument, a repository without ``property_tests/`` or ``benchmarks/``,
-or anything else that kept the command from judging the gradients).
+(a bad argument, a repository without ``property_tests/`` or ``benchmarks/``, a
+missing extra) or anything else that kept the command from judging the
+gradients: an exception, ``sys.exit`` or Ctrl-C inside the user's module,
+factory or layer. A check that did not run never exits 0.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import subprocess
 import sys
 import traceback
 from pathlib import Path
+
+from gradcheck.extras import MissingExtraError, install_hint
 
 __all__ = ["main", "build_parser", "repository_root", "verify_command", "verify_env",
            "bench_commands",
@@ -138,8 +142,10 @@ def load_factory(spec, argument="MODULE:FACTORY"):
     try:
         module = importlib.import_module(module_name)
     except Exception as error:  # ImportError, or whatever the module raised on import
+        hint = install_hint(error.name) if isinstance(error, ImportError) else None
         raise UsageError(f"{argument} {spec!r}: cannot import module {module_name!r}: "
-                         f"{type(error).__name__}: {error}") from error
+                         f"{type(error).__name__}: {error}"
+                         + (f"; to install it: {hint}" if hint else "")) from error
     target = module
     for part in attribute.split("."):
         try:
@@ -265,7 +271,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-_EPILOG = "exit codes: 0 all passed, 1 a gradient check failed, 2 a usage error"
+_EPILOG = ("exit codes: 0 all passed, 1 a gradient check failed, 2 a usage error or a check "
+           "that did not run (an exception, sys.exit or Ctrl-C in your code)")
 
 
 def build_parser():
@@ -351,6 +358,14 @@ def build_parser():
     return parser
 
 
+def _stopped(stop):
+    """Say what stopped the command: ``sys.exit`` in the user's code, or an interrupt."""
+    if isinstance(stop, KeyboardInterrupt):
+        return "interrupted (KeyboardInterrupt)"
+    return (f"SystemExit({stop.code!r}) was raised (sys.exit or exit() called in the module, "
+            "the factory or the layer?)")
+
+
 def main(argv=None):
     """Run the command line on ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     parser = build_parser()
@@ -360,8 +375,12 @@ def main(argv=None):
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     try:
         return args.run(args)
-    except UsageError as error:
+    except (UsageError, MissingExtraError) as error:
         print(f"gradcheck: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except (SystemExit, KeyboardInterrupt) as stop:  # never a 0 for a check that did not run
+        print(f"gradcheck {args.command}: error: {_stopped(stop)}; no gradient was judged",
+              file=sys.stderr)
         return EXIT_USAGE
     except Exception:  # e.g. raised inside the layer: no verdict on its gradients
         traceback.print_exc()

@@ -21,8 +21,12 @@ Importing this module needs hypothesis; ``import gradcheck`` does not.
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import assume
-from hypothesis import strategies as st
+
+from gradcheck.extras import require
+
+require("hypothesis", "gradcheck.strategies")  # says which extra to install when missing
+from hypothesis import assume  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 __all__ = ["output_size", "dense_configs", "conv_configs", "pool_configs", "arrays", "make_array",
            "VALUES"]

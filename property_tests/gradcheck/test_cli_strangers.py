@@ -1,0 +1,146 @@
+"""The command line in a stranger's hands: whatever the module, the factory or the layer
+does, ``gradcheck check`` exits 0 only for a check that ran and passed, 1 for one that
+ran and failed, and 2 (with a message on stderr naming what stopped it) otherwise.
+
+Hypothesis draws the module's behaviour from a space of faults people meet: a
+factory that raises, calls ``sys.exit`` with any code or is interrupted, a module
+that exits while it is imported, a layer that exits or is interrupted in its
+forward or its backward, an optional package missing, and malformed
+``MODULE:FACTORY`` strings.
+"""
+
+import itertools
+import sys
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gradcheck import cli
+
+# A module the test writes, with a hole for the fault: {top} runs on import, {make} in
+# the factory, {fwd} and {bwd} in the layer's forward and backward.
+MODULE = '''
+import sys
+import numpy as np
+{top}
+
+class Scale:
+    """y = w * x, with dw doubled when BROKEN."""
+
+    def __init__(self, w):
+        self.params = {{"w": w}}
+        self.grads = {{}}
+
+    def forward(self, x):
+        {fwd}
+        self.x = x
+        return self.params["w"] * x
+
+    def backward(self, dout):
+        {bwd}
+        self.grads = {{"w": (2.0 if BROKEN else 1.0) * np.sum(dout * self.x, axis=0)}}
+        return dout * self.params["w"]
+
+
+BROKEN = {broken}
+
+
+def factory():
+    {make}
+    rng = np.random.default_rng(0)
+    return Scale(rng.normal(size=3)), rng.normal(size=(2, 3))
+'''
+
+# How a piece of the user's code stops: the statement, and whether the check can still run.
+STOPS = {
+    "exit 0": "sys.exit(0)",
+    "exit None": "sys.exit()",
+    "exit 1": "sys.exit(1)",
+    "exit text": "sys.exit('bye')",
+    "exit()": "raise SystemExit",
+    "interrupt": "raise KeyboardInterrupt",
+    "error": "raise RuntimeError('boom')",
+    "missing torch": "import no_such_torch_xyz as torch",
+}
+
+_names = itertools.count()
+
+
+def _write(tmp_path, **holes):
+    """Write the module with its holes filled (``pass`` where none is given); its name."""
+    name = f"strangers_{tmp_path.name.replace('-', '_')}_{next(_names)}"
+    filled = {"top": "", "make": "pass", "fwd": "pass", "bwd": "pass", "broken": "False"}
+    filled.update(holes)
+    (tmp_path / f"{name}.py").write_text(MODULE.format(**filled))
+    return name
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch):
+    """A fresh current directory (main puts it on sys.path) whose modules are forgotten after."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    before = set(sys.modules)
+    yield tmp_path
+    for name in set(sys.modules) - before:
+        if name.startswith("strangers_"):
+            del sys.modules[name]
+
+
+def _run(capsys, *argv):
+    code = cli.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+_SETTINGS = settings(max_examples=40, derandomize=True, deadline=None,
+                     suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@_SETTINGS
+@given(where=st.sampled_from(["top", "make", "fwd", "bwd"]), stop=st.sampled_from(sorted(STOPS)),
+       broken=st.booleans())
+def test_a_check_that_did_not_run_exits_2_and_says_why(folder, capsys, where, stop, broken):
+    name = _write(folder, **{where: STOPS[stop], "broken": str(broken)})
+    code, out, err = _run(capsys, "check", f"{name}:factory")
+    assert code == 2, (where, stop, out, err)
+    assert "passed" not in out and "failed" not in out   # no verdict printed
+    assert "error" in err
+    if stop.startswith("exit"):
+        assert "SystemExit" in err
+    if stop == "interrupt":
+        assert "interrupted" in err
+
+
+@_SETTINGS
+@given(broken=st.booleans(), torch=st.booleans())
+def test_a_check_that_ran_exits_0_or_1_by_its_verdict(folder, capsys, broken, torch):
+    name = _write(folder, broken=str(broken))
+    argv = ["check", f"{name}:factory"]
+    if torch:
+        (folder / f"{name}_twin.py").write_text("def twin(x, p):\n    return p['w'] * x\n")
+        argv += ["--torch", f"{name}_twin:twin"]
+    code, out, _ = _run(capsys, *argv)
+    assert code == (1 if broken else 0)
+    assert ("gradient check of Scale failed" if broken else "gradient check of Scale passed") in out
+
+
+def test_a_module_needing_a_missing_extra_says_which_to_install(folder, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)   # import torch raises ImportError
+    name = _write(folder)
+    (folder / f"{name}_twin.py").write_text("import torch\n\ndef twin(x, p):\n    return x\n")
+    code, out, err = _run(capsys, "check", f"{name}:factory", "--torch", f"{name}_twin:twin")
+    assert code == 2 and out == ""
+    assert "--torch" in err and "pip install 'gradcheck[torch]'" in err
+
+
+_SPEC_CHARS = st.sampled_from(list("ab_:.-/ 1") + ["", "::", "os:path", "..", "sys:exit"])
+
+
+@_SETTINGS
+@given(spec=st.lists(_SPEC_CHARS, max_size=6).map("".join))
+def test_a_malformed_module_factory_exits_2_naming_the_argument(folder, capsys, spec):
+    code, out, err = _run(capsys, "check", spec)
+    assert code == 2 and "passed" not in out
+    assert "MODULE:FACTORY" in err or "error:" in err
