@@ -24,7 +24,7 @@ import numpy as np
 
 from gradcheck import numerical as num
 from gradcheck.diagnosis import diagnose
-from gradcheck.metrics import RHO, error_floor, relative_errors
+from gradcheck.metrics import RHO, error_floor, gradient_scale, relative_errors
 from gradcheck.options import (
     AUTO_MAX_CALLS, AUTO_MAX_SECONDS, COMPLEX_STEP_TOLERANCE, FAST_FALLBACK_LIMIT, PRECISIONS,
 )
@@ -1110,7 +1110,10 @@ def _fast_check(probing, name, fast):
         shape=tuple(probing.case.tensors[name].shape), max_rel_error=fast.err,
         max_abs_error=abs(fast.projected - fast.numeric), tolerance=float(tol), floor=fast.floor,
         mismatched=int(fast.err > tol), worst_index=(), analytic=fast.projected,
-        reference=fast.numeric, method="fast", diagnosis=note)
+        reference=fast.numeric, method="fast", diagnosis=note,
+        unjudged=_unjudged((np.array([fast.projected]), np.array([fast.numeric])),
+                           np.zeros(1, dtype=bool), _Scale(probing.oracle, "fast", fast.floor,
+                                                           tol)))
 
 
 def _torch_checks(probing, analytic, options):
@@ -1197,7 +1200,45 @@ def _tensor_check(case, name, scale, pair, marks):
                                                 values=case.tensors[name]))
                                  if finite else _non_finite_note(analytic))
         + _kink_note(marks.outside, mismatch),
+        unjudged=_unjudged((analytic, reference), skip, scale),
     )
+
+
+#: A gradient is judged only where its oracle resolves an error of this fraction
+#: of its largest entry: a factor 1.1, a dropped or doubled term, a flipped sign.
+_RESOLVED_FRACTION = 0.1
+
+
+def _unjudged(pair, skip, scale):
+    """Why ``scale``'s oracle cannot judge ``pair`` = (analytic, reference), or "".
+
+    The floor of the relative error holds the oracle's resolution, the
+    rounding of the outputs over the step (:mod:`gradcheck.metrics`). Where
+    the gradient agrees with the reference only within that resolution, and
+    the resolution would let an error of :data:`_RESOLVED_FRACTION` of the
+    gradient's largest entry pass, the digits that would tell are lost
+    (outputs of 1e12 around a derivative of 1): the check says so, and
+    does not pass.
+    """
+    analytic, reference = pair
+    keep = ~skip & np.isfinite(analytic) & np.isfinite(reference)
+    a, r = analytic[keep], reference[keep]
+    floor = np.broadcast_to(scale.floor, analytic.shape)[keep]
+    largest = gradient_scale([(a, r)])
+    bare = max(RHO * largest, np.finfo(np.float64).tiny)
+    saved = ((relative_errors(a, r, bare) > scale.tol)
+             & (relative_errors(a, r, floor) <= scale.tol))
+    if not saved.any():
+        return ""
+    allowed = scale.tol * float(np.max(floor[saved]))
+    if allowed < _RESOLVED_FRACTION * largest:
+        return ""
+    return (f"{ORACLE_LABELS.get(scale.oracle, scale.oracle)} resolves this gradient only to "
+            f"±{allowed:.2g} (the rounding of the outputs over the step), not below "
+            f"{_RESOLVED_FRACTION:g} of its largest entry ({largest:.2g}), and the two agree "
+            f"only within it ({int(saved.sum())} entries): an error that large would pass "
+            "unseen. Check it where the outputs are smaller (an offset or a scale that dwarfs "
+            "the change takes its digits), or with a torch_fn")
 
 
 def _non_finite_note(analytic):

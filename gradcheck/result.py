@@ -67,6 +67,12 @@ class TensorCheck:
         Empty, or why the user's gradient does not have its tensor's shape: a
         gradient of the wrong shape fails whatever its values (compared after a
         reshape when the number of entries agrees).
+    unjudged : str
+        Empty, or why the oracle could not judge this gradient: its resolution
+        (the rounding of the outputs over the step) lets an error of a tenth of
+        the gradient's largest entry pass unseen, and the gradient agrees with
+        it only within that resolution (outputs of 1e12 around a derivative of
+        1). Such a tensor does not pass.
     plan : str
         How the reference was computed and why (numerical oracle only): every
         entry by complex step or central differences, in groups (and how
@@ -93,6 +99,7 @@ class TensorCheck:
     tied: int = 0
     shape_error: str = ""
     plan: str = ""
+    unjudged: str = ""
 
     @property
     def size(self):
@@ -101,8 +108,10 @@ class TensorCheck:
 
     @property
     def passed(self):
-        """Whether the gradient has the tensor's shape and every entry is within the tolerance."""
-        return not self.shape_error and bool(self.max_rel_error <= self.tolerance)
+        """Whether the gradient has the tensor's shape, the oracle could judge it, and every
+        entry is within the tolerance."""
+        return (not self.shape_error and not self.unjudged
+                and bool(self.max_rel_error <= self.tolerance))
 
     def describe(self):
         """Return a few lines on this comparison, in the manner of assert_close."""
@@ -111,6 +120,10 @@ class TensorCheck:
             head = (f"{self.gradient} (tensor {self.tensor!r}, shape {self.shape}) vs "
                     f"{self.oracle} along a random direction (mode 'fast')")
             where = "  along the direction"
+        elif self.unjudged:
+            head = (f"{self.gradient} (tensor {self.tensor!r}, shape {self.shape}) vs "
+                    f"{self.oracle}: could not be judged")
+            where = f"  worst at index {self.worst_index}"
         elif self.shape_error:
             head = (f"{self.gradient} (tensor {self.tensor!r}, shape {self.shape}) vs "
                     f"{self.oracle}: a gradient of the wrong shape")
@@ -133,6 +146,7 @@ class TensorCheck:
             f"relative error {self.max_rel_error:.3g} (absolute "
             f"{abs(self.analytic - self.reference):.3g}; relative-error floor {self.floor:.3g})",
         ]
+        lines += [f"  not judged: {self.unjudged}"] if self.unjudged else []
         lines += [f"  diagnosis: {d}" for d in self.diagnosis]
         return "\n".join(lines)
 
@@ -153,6 +167,7 @@ class TensorCheck:
             "tied": self.tied,
             "method": self.method,
             "plan": self.plan,
+            "unjudged": self.unjudged,
             "passed": self.passed,
         }
 
@@ -232,6 +247,7 @@ class CheckResult:
     def message(self):
         """Return the report of a failed check (or a one-line summary of a pass)."""
         failed = self.failures()
+        unjudged = sum(1 for c in failed if c.unjudged)
         hazards = [f"hazard: {h}" for h in self.hazards]
         notes = [f"note: {n}" for n in self.notes]
         if self.passed:
@@ -248,6 +264,7 @@ class CheckResult:
         head = (
             f"gradient check of {self.layer} failed: {len(failed)} of {len(self.checks)} "
             f"comparisons over tolerance"
+            + (f" or not judged ({unjudged} could not be judged)" if unjudged else "")
             + (f", {len(self.problems)} self-check(s) failed" if self.problems else "")
             + (f", {len(self.hazards)} hazard(s) (strict)" if self.strict and self.hazards
                else "")

@@ -1,0 +1,77 @@
+"""Gradients the numerical oracle cannot resolve are never "passed".
+
+Outputs that dwarf their change (``y = x + 1e12``: a step of 1e-5 moves the
+output by 1e-5 while its rounding is 1e-4) leave central differences no digit
+to judge with. A check whose gradient agrees with its oracle only within that
+resolution, where an error of a tenth of the gradient would pass as well,
+says so (``TensorCheck.unjudged``) and fails.
+"""
+
+import numpy as np
+import pytest
+
+import gradcheck
+
+X = np.random.default_rng(0).normal(size=(3, 4))
+
+
+def _offset(offset, factor):
+    """``y = x + offset`` with its backward ``factor · dout`` (right for factor 1)."""
+    def forward(x):
+        return x + offset, None
+
+    def backward(dout, cache):
+        return factor * dout
+
+    return forward, backward
+
+
+@pytest.mark.parametrize("offset, factor", [(1e12, 1.5), (1e12, 1.0), (1e14, -1.0),
+                                            (1e300, 2.0)])
+def test_central_differences_cannot_judge_outputs_that_dwarf_their_change(offset, factor):
+    result = gradcheck.check_function(*_offset(offset, factor), X, complex_step=False)
+    check = result.checks[0]
+    assert not result.passed and not check.passed
+    assert "resolves this gradient only to" in check.unjudged
+    message = result.message()
+    assert "1 could not be judged" in message and "could not be judged" in check.describe()
+    assert check.to_row()["unjudged"] == check.unjudged
+
+
+@pytest.mark.parametrize("offset", [1e12, 1e300])
+def test_the_complex_step_takes_no_difference_and_judges_them(offset):
+    # y + offset in complex arithmetic keeps the imaginary part h exactly.
+    assert gradcheck.check_function(*_offset(offset, 1.0), X).passed
+
+
+@pytest.mark.parametrize("offset, factor", [(1e12, 1.5), (1e300, 2.0)])
+def test_a_wrong_derivative_there_never_passes_by_default(offset, factor):
+    result = gradcheck.check_function(*_offset(offset, factor), X)
+    assert not result.passed
+
+
+@pytest.mark.parametrize("offset", [1e4, 1e6])
+def test_outputs_a_step_resolves_are_judged(offset):
+    # At 1e6 the rounding of y over the step is ~1e-5 of the derivative: resolved.
+    good = gradcheck.check_function(*_offset(offset, 1.0), X, complex_step=False)
+    assert good.passed and not good.checks[0].unjudged
+    bad = gradcheck.check_function(*_offset(offset, 1.5), X, complex_step=False)
+    assert not bad.passed and not bad.checks[0].unjudged
+
+
+def test_a_dead_relu_moves_nothing_and_is_judged_exactly():
+    # Every output stays 0 bit for bit: a zero gradient is resolved, not unjudged.
+    def forward(x):
+        return np.maximum(x, 0.0), x
+
+    def backward(dout, x):
+        return dout * (x > 0)
+
+    result = gradcheck.check_function(forward, backward, -1.0 - np.abs(X),
+                                      complex_step=False)
+    assert result.passed and not result.checks[0].unjudged
+
+
+def test_the_fast_mode_cannot_judge_them_either():
+    result = gradcheck.check_function(*_offset(1e12, 1.5), X, mode="fast", complex_step=False)
+    assert not result.passed and result.checks[0].unjudged
