@@ -158,12 +158,16 @@ def load_factory(spec, argument="MODULE:FACTORY"):
     return target
 
 
+def _verdict(check):
+    return "yes" if check.passed else "unjudged" if check.unjudged else "NO"
+
+
 def format_table(result):
     """Return the per-tensor table of a :class:`gradcheck.CheckResult` as fixed-width text."""
     rows = [TABLE_COLUMNS]
     for c in result.checks:
         rows.append((c.tensor, c.gradient, c.oracle, c.method, f"{c.max_rel_error:.2e}",
-                     f"{c.tolerance:.0e}", str(c.mismatched), "yes" if c.passed else "NO"))
+                     f"{c.tolerance:.0e}", str(c.mismatched), _verdict(c)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE_COLUMNS))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
                      for row in rows)

@@ -144,3 +144,15 @@ def test_a_malformed_module_factory_exits_2_naming_the_argument(folder, capsys, 
     code, out, err = _run(capsys, "check", spec)
     assert code == 2 and "passed" not in out
     assert "MODULE:FACTORY" in err or "error:" in err
+
+
+def test_a_gradient_the_differences_cannot_resolve_is_unjudged_and_exits_1(folder, capsys):
+    (folder / "strangers_offset.py").write_text(
+        "import numpy as np\n\n"
+        "def forward(x):\n    return x + 1e12, None\n\n"
+        "def backward(dout, cache):\n    return dout\n\n"
+        "def make():\n    return forward, backward, (np.linspace(-1.0, 1.0, 6),)\n")
+    code, out, _ = _run(capsys, "check", "strangers_offset:make", "--no-complex-step")
+    assert code == 1
+    assert out.splitlines()[1].split()[-1] == "unjudged"
+    assert "could not be judged" in out
