@@ -52,7 +52,12 @@ def as_float(value, what, complex_=False, finite=True):
     """
     if value is None:
         raise TypeError(f"`{what}` is None; expected a float array")
-    out = np.asarray(value)
+    try:
+        out = np.asarray(value)
+    except (TypeError, ValueError):          # a ragged tuple or list: no one array
+        raise TypeError(f"`{what}` gave {_describe(value)}; expected one float array") from None
+    if out.dtype == object:
+        raise TypeError(f"`{what}` gave {_describe(value)}; expected one float array")
     kinds = ("complex128",) if complex_ else tuple(PRECISIONS)
     if out.dtype.name not in kinds and not (complex_ and out.dtype.name in PRECISIONS):
         raise TypeError(
@@ -61,6 +66,18 @@ def as_float(value, what, complex_=False, finite=True):
     if finite:
         require_finite(what, out)
     return out.astype(np.complex128 if complex_ else np.float64)     # a copy of our own
+
+
+def _describe(value):
+    """What the user's code returned, for a message: its type, and its items' shapes."""
+    if isinstance(value, (tuple, list)):
+        shapes = ", ".join(str(np.shape(v)) if isinstance(v, np.ndarray) else type(v).__name__
+                           for v in value[:5])
+        return (f"a {type(value).__name__} of {len(value)} ({shapes}"
+                + (", ..." if len(value) > 5 else "") + ")")
+    if isinstance(value, np.ndarray):
+        return f"an array of dtype {value.dtype}"
+    return f"a {type(value).__name__}"
 
 
 _PROBE_NOTE = (
@@ -82,6 +99,7 @@ class _InPlace:
         self.snapshot = {k: owner[k].copy() for k in keys}
         self.originals = {k: owner[k] for k in keys}
         self.all_keys = set(owner)
+        self.read_only = _writable({f"{where}[{k!r}]": owner[k] for k in keys})
 
     def intact(self, when):
         problems = []
@@ -102,6 +120,45 @@ class _InPlace:
         for key, value in self.originals.items():
             self.owner[key] = value
             np.copyto(value, self.snapshot[key])
+        for array in self.read_only:
+            array.flags.writeable = False
+        self.read_only = []
+
+
+def _writable(arrays):
+    """Make the read-only arrays among ``arrays`` (name -> ndarray) writable; return them.
+
+    The check perturbs params in place, so a read-only one (``W.flags.writeable
+    = False``) is made writable for the check and read-only again after. One
+    whose memory is read-only (a view of a read-only array, a read-only
+    memmap, bytes) cannot be: it is refused by name, the others put back.
+    """
+    made, pending = [], [(n, a) for n, a in arrays.items() if not a.flags.writeable]
+    while pending:                 # a view can be made writable once its base is
+        failed = [(n, a) for n, a in pending if not _make_writable(a, made)]
+        if len(failed) == len(pending):
+            for array in made:
+                array.flags.writeable = False
+            name = failed[0][0]
+            raise ValueError(
+                f"`{name}` is read-only and its memory cannot be made writable (a view of a "
+                "read-only array, a read-only memmap or bytes): gradcheck moves params in place "
+                f"(and restores them); give the layer a writable copy, {name} = "
+                f"{name}.copy()")
+        pending = failed
+    return made
+
+
+def _make_writable(array, made):
+    """Set ``array`` writable (noting it in ``made``); False when its memory does not allow it."""
+    if array.flags.writeable:
+        return True
+    try:
+        array.flags.writeable = True
+    except ValueError:
+        return False
+    made.append(array)
+    return True
 
 
 def _addresses(array):
@@ -330,14 +387,15 @@ class LayerCase(Case):
         validate_float("x", x)
         self.layer = layer
         self.complex_safe = bool(getattr(layer, "complex_safe", False))
-        self.params = _InPlace(layer.params, "layer.params")
         input_name = str(getattr(layer, "input_name", "x"))
-        tensors = {"x": x.copy(), **layer.params}
+        tensors = {"x": np.array(x, dtype=x.dtype), **layer.params}
         labels = {k: "d" + (input_name if k == "x" else k) for k in tensors}
         label = str(name) if name is not None else str(getattr(layer, "name", None)
                                                        or type(layer).__name__)
         super().__init__(label, tensors, labels, "layer.forward(x)", "layer.backward(dout)")
+        self.torch_args = ("x", "params")
         self._tie(dict(layer.params), "layer.params")
+        self.params = _InPlace(layer.params, "layer.params")   # last: it may unlock params
 
     def _bind(self, name, array):
         if name != "x":
@@ -346,6 +404,10 @@ class LayerCase(Case):
     def _outputs(self, watch):
         x_in = self.tensors["x"].copy()
         out = _call(self.forward_what, self.caller, self.layer.forward, x_in)
+        if isinstance(out, (tuple, list, dict)):
+            raise TypeError(f"`{self.forward_what}` returned {_describe(out)}; a layer's forward "
+                            "returns one array (check a function of several outputs with "
+                            "gradcheck.check_function)")
         problems = []
         if watch:
             found = changed("layer.forward modified its input x", self.tensors["x"], x_in)
@@ -386,8 +448,9 @@ class LayerCase(Case):
 
     def torch_call(self, torch_fn):
         params = {k: v.shape for k, v in self.layer.params.items()}
-        return lambda leaves: torch_fn(leaves["x"], {k: _tied_leaf(leaves, self.aliases, k, shape)
-                                                     for k, shape in params.items()})
+        return lambda leaves: _call("torch_fn(x, params)", self.caller, torch_fn, leaves["x"],
+                                    {k: _tied_leaf(leaves, self.aliases, k, shape)
+                                     for k, shape in params.items()})
 
 
 def _validate_layer(layer):
@@ -484,13 +547,13 @@ class FunctionCase(Case):
         for slot in self.slots:
             for key, tname in slot.tensor_names(set(tensors) | set(self.arg_names)).items():
                 value = self.args[slot.position] if key is None else self.args[slot.position][key]
-                tensors[tname] = value.copy()
+                tensors[tname] = np.array(value, dtype=value.dtype)
                 self.tensor_of[(slot.position, key)] = tname
+        keys = []
         if owner is not None:
             keys = [k for k, v in owner.items() if _is_float_array(v)]
             for key in keys:
                 validate_float(f"params[{key!r}]", owner[key])
-            self.owner = _InPlace(owner, "params", keys)
             for key in keys:
                 tname = str(key) if str(key) not in tensors else f"params[{key!r}]"
                 tensors[tname] = owner[key]
@@ -505,9 +568,11 @@ class FunctionCase(Case):
         super().__init__(str(name) if name is not None else self.fn_name, tensors, labels,
                          f"{self.fn_name}({signature})", self._backward_what())
         self.has_cache = None
-        if self.owner is not None:
+        self.torch_args = tuple(self.arg_names) + (("params",) if owner is not None else ())
+        if owner is not None:
             self._tie({tname: tensors[tname] for (where, _), tname in self.tensor_of.items()
                        if where == "params"}, "params")
+            self.owner = _InPlace(owner, "params", keys)   # last: it may unlock params
 
     def _backward_what(self):
         return f"{_function_name(self.backward)}(dout, cache)"
@@ -684,7 +749,7 @@ class FunctionCase(Case):
                 args.append({key: _tied_leaf(leaves, self.aliases, self.tensor_of[("params", key)],
                                              self.owner.originals[key].shape)
                              for key in self.owner.originals})
-            return torch_fn(*args)
+            return _call(f"torch_fn({', '.join(self.torch_args)})", self.caller, torch_fn, *args)
         return call
 
 
@@ -792,10 +857,14 @@ class ValueAndGradCase(FunctionCase):
             *rest, params = returned
             grads = self._match(tuple(rest) if len(rest) > 1 else rest[0])
         keys = list(self.owner.originals)
-        if not isinstance(params, dict) or not set(keys) <= set(params):
-            got = sorted(params) if isinstance(params, dict) else type(params).__name__
-            raise ValueError(f"`{self.backward_what}` must give a dict with the keys of the "
-                             f"model's float params {sorted(keys)}, got {got}")
+        if not isinstance(params, dict):
+            raise TypeError(f"`{self.forward_what}` returned grads of type "
+                            f"{type(params).__name__}; expected a dict keyed like the model's "
+                            f"float params {sorted(keys)}")
+        if not set(keys) <= set(params):
+            raise ValueError(f"`{self.forward_what}` returned grads for {sorted(params)}, "
+                             f"missing {sorted(set(keys) - set(params))}; expected a dict keyed "
+                             f"like the model's float params {sorted(keys)}")
         grads.update({self.tensor_of[("params", k)]: params[k] for k in keys})
         return grads
 

@@ -143,11 +143,28 @@ def check_layer(layer, x, *, mode="auto", seed=0, dout=None, torch_fn=None, step
     >>> result.passed
     True
     """
-    options = make_options(mode=mode, seed=seed, dout=dout, torch_fn=torch_fn, step=step,
-                           fd_tolerance=fd_tolerance, torch_tolerance=torch_tolerance,
-                           complex_step=complex_step, name=name, fd_exclude=fd_exclude,
-                           coloring=coloring, strict=strict, threads=threads)
-    return check(LayerCase(layer, x, options.name), options)
+    options = dict(mode=mode, seed=seed, dout=dout, torch_fn=torch_fn, step=step,
+                   fd_tolerance=fd_tolerance, torch_tolerance=torch_tolerance,
+                   complex_step=complex_step, name=name, fd_exclude=fd_exclude,
+                   coloring=coloring, strict=strict, threads=threads)
+    case = LayerCase(layer, x)
+    return check(case, _validated(case, options))
+
+
+def _validated(case, given):
+    """The options ``given``, validated against ``case`` (its tensors, torch_fn's arguments).
+
+    Every option of every entry point goes through :func:`make_options` here,
+    once; a refused one leaves the caller's objects as they were.
+    """
+    try:
+        options = make_options(given, tensors=case.tensors, torch_args=case.torch_args)
+    except BaseException:
+        case.restore()
+        raise
+    if options.name is not None:
+        case.name = options.name
+    return options
 
 
 def assert_layer_gradients(layer, x, **options):
@@ -246,8 +263,8 @@ def check_function(forward, backward, *args, wrt=None, **options):
     >>> result.passed, sorted(result.max_rel_error)
     (True, ['w', 'x'])
     """
-    options = make_options(**options)
-    return check(FunctionCase(forward, backward, args, wrt=wrt, name=options.name), options)
+    case = FunctionCase(forward, backward, args, wrt=wrt)
+    return check(case, _validated(case, options))
 
 
 def assert_function_gradients(forward, backward, *args, wrt=None, **options):
@@ -306,8 +323,8 @@ def check_value_and_grad(fn, *args, wrt=None, **options):
     >>> gradcheck.check_value_and_grad(squared_norm, np.arange(4.0)).passed
     True
     """
-    options = make_options(**options)
-    return check(ValueAndGradCase(fn, args, wrt=wrt, name=options.name), options)
+    case = ValueAndGradCase(fn, args, wrt=wrt)
+    return check(case, _validated(case, options))
 
 
 def assert_value_and_grad(fn, *args, wrt=None, **options):

@@ -8,14 +8,16 @@ one frozen :class:`Options`.
 
 from __future__ import annotations
 
+import inspect
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
 __all__ = ["FD_TOLERANCE", "TORCH_TOLERANCE", "COMPLEX_STEP_TOLERANCE", "AUTO_MAX_CALLS",
            "AUTO_MAX_SECONDS", "FAST_FALLBACK_LIMIT", "MODES", "Precision", "PRECISIONS", "Options",
-           "make_options", "require_finite", "validate_float"]
+           "OPTION_NAMES", "make_options", "require_finite", "require_plain_array",
+           "validate_float"]
 
 #: Default tolerance against central differences in float64. Their error at
 #: the step is ~1e-10 of the gradient scale (truncation and rounding, see
@@ -115,70 +117,240 @@ def require_finite(name, array):
         )
 
 
-def validate_float(name, array):
-    """Raise unless ``array`` is a finite ndarray of a dtype in :data:`PRECISIONS`."""
+def require_plain_array(name, array):
+    """Raise a TypeError naming ``name`` unless ``array`` is an ndarray (not a matrix or masked).
+
+    A ``numpy.matrix`` is refused, not converted: its ``*`` is a matrix product
+    and its rows stay 2-D, so the code would compute something else on it than
+    on the array the checker perturbs. A masked array is refused: the code may
+    honour the mask while the checker judges the data beneath it.
+    """
     if not isinstance(array, np.ndarray):
         raise TypeError(f"`{name}` must be a numpy.ndarray, got {type(array).__name__}")
+    if isinstance(array, np.matrix):
+        raise TypeError(f"`{name}` is a numpy.matrix, whose `*` is a matrix product: pass "
+                        f"np.asarray({name}) (a plain ndarray)")
+    if isinstance(array, np.ma.MaskedArray):
+        raise TypeError(f"`{name}` is a masked array (numpy.ma.MaskedArray): the code may honour "
+                        f"its mask while gradcheck judges the data beneath it; pass "
+                        f"{name}.filled(value), or np.asarray({name}) for the data as it is")
+
+
+def validate_float(name, array, *, empty=False):
+    """Raise unless ``array`` is a finite float ndarray (a dtype in :data:`PRECISIONS`).
+
+    Also refused: a ``numpy.matrix`` or masked array (:func:`require_plain_array`)
+    and, unless ``empty``, an array with no entries (nothing to differentiate).
+    """
+    require_plain_array(name, array)
     if array.dtype.name not in PRECISIONS:
         raise TypeError(
             f"`{name}` has dtype {array.dtype}; gradients are checked in floating point "
             f"({', '.join(PRECISIONS)}): convert it with .astype(np.float64)"
         )
+    if array.size == 0 and not empty:
+        raise ValueError(f"`{name}` has shape {array.shape}, with no entries: there is nothing "
+                         "to differentiate")
     require_finite(name, array)
 
 
+# ----------------------------------------------------------------- the options, validated
+
+def _type_name(value):
+    return type(value).__name__
+
+
+def _is_bool(value):
+    return isinstance(value, (bool, np.bool_))
+
+
+def _is_int(value):
+    """A Python or NumPy integer, not a bool."""
+    return isinstance(value, (numbers.Integral, np.integer)) and not _is_bool(value)
+
+
+def _mode(value):
+    if not isinstance(value, str):
+        raise TypeError(f"`mode` must be one of {MODES}, got {value!r} ({_type_name(value)})")
+    if value not in MODES:
+        raise ValueError(f"`mode` must be one of {MODES}, got {value!r}")
+    return str(value)
+
+
+def _seed(value):
+    """A non-negative integer; None is refused (a check is reproducible from its seed)."""
+    if not _is_int(value):
+        raise TypeError(f"`seed` must be a non-negative integer (Python or NumPy), got {value!r}"
+                        f" ({_type_name(value)})"
+                        + ("; for a random seed pass one, e.g. secrets.randbelow(2**32)"
+                           if value is None else ""))
+    if value < 0:
+        raise ValueError(f"`seed` must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
 def _positive(key, value):
+    """None, or a positive finite real number (Python or NumPy int or float, not bool)."""
     if value is None:
-        return
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"`{key}` must be a positive finite number, got {value!r}")
-    if not (np.isfinite(value) and value > 0):
+        return None
+    if _is_bool(value) or not isinstance(value, (numbers.Real, np.integer, np.floating)):
+        raise TypeError(f"`{key}` must be a positive finite number, got {value!r} "
+                        f"({_type_name(value)})")
+    try:
+        number = float(value)
+    except OverflowError:
+        number = np.inf
+    if not (np.isfinite(number) and number > 0):
         raise ValueError(f"`{key}` must be a positive finite number, got {value!r}")
+    return number
+
+
+def _flag(key, value, none=False):
+    """True or False (NumPy's too), or None when ``none``."""
+    if value is None and none:
+        return None
+    if not _is_bool(value):
+        allowed = "True, False or None" if none else "True or False"
+        raise TypeError(f"`{key}` must be {allowed}, got {value!r} ({_type_name(value)})")
+    return bool(value)
+
+
+def _threads(value):
+    if value is None:
+        return None
+    if not _is_int(value):
+        raise TypeError(f"`threads` must be a positive integer or None, got {value!r} "
+                        f"({_type_name(value)})")
+    if value < 1:
+        raise ValueError(f"`threads` must be a positive integer or None, got {value!r}")
+    return int(value)
+
+
+def _name(value):
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"`name` must be a str or None, got {value!r} ({_type_name(value)})")
+    return None if value is None else str(value)
+
+
+def _torch_fn(value, torch_args):
+    """None, or a callable that takes ``torch_args``; torch must then be importable."""
+    if value is None:
+        return None
+    if not callable(value):
+        raise TypeError(f"`torch_fn` must be callable, got {value!r} ({_type_name(value)})")
+    if torch_args is not None:
+        try:
+            signature = inspect.signature(value)
+        except (TypeError, ValueError):
+            signature = None          # a builtin without one: its call will say
+        if signature is not None:
+            try:
+                signature.bind(*torch_args)
+            except TypeError as error:
+                raise TypeError(f"`torch_fn` ({value!r}) cannot be called as torch_fn("
+                                f"{', '.join(torch_args)}), as gradcheck calls it: {error}"
+                                ) from None
+    from gradcheck.torch_oracle import require_torch
+
+    require_torch()
+    return value
 
 
 def _douts(dout):
-    """``dout`` as a tuple of arrays (one per output), or None."""
+    """``dout`` as a tuple of float64 arrays (one per output), or None."""
     if dout is None:
         return None
     douts = tuple(dout) if isinstance(dout, (tuple, list)) else (dout,)
     for k, value in enumerate(douts):
-        validate_float("dout" if len(douts) == 1 else f"dout[{k}]", np.asarray(value)
-                       if np.isscalar(value) else value)
+        validate_float("dout" if len(douts) == 1 else f"dout[{k}]",
+                       np.asarray(value) if np.isscalar(value) else value, empty=True)
     return tuple(np.asarray(value, dtype=np.float64) for value in douts)
 
 
-def make_options(*, mode="auto", seed=0, dout=None, torch_fn=None, step=None,
-                 fd_tolerance=None, torch_tolerance=None, complex_step=None, name=None,
-                 fd_exclude=None, coloring=None, strict=False, threads=1):
-    """Return validated :class:`Options`; raise TypeError/ValueError naming a bad argument."""
-    if mode not in MODES:
-        raise ValueError(f"`mode` must be one of {MODES}, got {mode!r}")
-    for key, value in (("step", step), ("fd_tolerance", fd_tolerance),
-                       ("torch_tolerance", torch_tolerance)):
-        _positive(key, value)
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"`seed` must be a non-negative integer, got {seed!r}")
-    if seed < 0:
-        raise ValueError(f"`seed` must be a non-negative integer, got {seed!r}")
-    if threads is not None and (isinstance(threads, (bool, np.bool_))
-                                or not isinstance(threads, numbers.Integral) or threads < 1):
-        raise ValueError(f"`threads` must be a positive integer or None, got {threads!r}")
-    if not isinstance(strict, (bool, np.bool_)):
-        raise TypeError(f"`strict` must be True or False, got {strict!r}")
-    if complex_step is not None and not isinstance(complex_step, (bool, np.bool_)):
-        raise TypeError(f"`complex_step` must be True, False or None, got {complex_step!r}")
-    if torch_fn is not None and not callable(torch_fn):
-        raise TypeError(f"`torch_fn` must be callable, got {torch_fn!r} "
-                        f"({type(torch_fn).__name__})")
-    if fd_exclude is not None and not isinstance(fd_exclude, dict):
-        raise TypeError(f"`fd_exclude` must be a dict of tensor name to boolean mask, "
-                        f"got {fd_exclude!r} ({type(fd_exclude).__name__})")
-    if coloring is not None and coloring is not False and not isinstance(coloring, dict):
-        raise TypeError(f"`coloring` must be a dict of tensor name to integer array, or False, "
-                        f"got {coloring!r} ({type(coloring).__name__})")
-    return Options(mode=mode, seed=int(seed), dout=_douts(dout), torch_fn=torch_fn, step=step,
-                   fd_tolerance=fd_tolerance, torch_tolerance=torch_tolerance,
-                   complex_step=None if complex_step is None else bool(complex_step),
-                   name=None if name is None else str(name),
-                   fd_exclude=fd_exclude, coloring=coloring, strict=bool(strict),
-                   threads=None if threads is None else int(threads))
+def _by_tensor(key, value, tensors, kind):
+    """A dict of tensor name to an array of ``kind`` ("bool" or "integer") and its shape."""
+    if not isinstance(value, dict):
+        raise TypeError(f"`{key}` must be a dict of tensor name to {kind} array"
+                        + (", or False" if key == "coloring" else "")
+                        + f", got {value!r} ({_type_name(value)})")
+    checked = {}
+    for name, array in value.items():
+        where = f"{key}[{name!r}]"
+        if tensors is not None and name not in tensors:
+            raise ValueError(f"`{key}` has key {name!r}, which names no tensor of this check; "
+                             f"the tensors are {list(tensors)}")
+        require_plain_array(where, array)
+        dtype_ok = (array.dtype == bool if kind == "bool"
+                    else np.issubdtype(array.dtype, np.integer))
+        if not dtype_ok:
+            raise TypeError(f"`{where}` has dtype {array.dtype}; it must be "
+                            f"{'a bool' if kind == 'bool' else 'an integer'} array")
+        shape = None if tensors is None else tuple(np.shape(tensors[name]))
+        if shape is not None and array.shape != shape:
+            raise ValueError(f"`{where}.shape` {array.shape} must equal the shape of tensor "
+                             f"{name!r}, {shape}")
+        checked[name] = array
+    return checked
+
+
+def _coloring(value, tensors):
+    if value is None or (_is_bool(value) and not value):
+        return None if value is None else False
+    return _by_tensor("coloring", value, tensors, "integer")
+
+
+#: The options every entry point takes, with their defaults.
+OPTION_NAMES = tuple(f.name for f in fields(Options))
+
+
+def make_options(given, *, tensors=None, torch_args=None):
+    """Validate every option of a check, once; the one place options are checked.
+
+    Parameters
+    ----------
+    given : dict
+        The options the caller passed, by name (any of :data:`OPTION_NAMES`;
+        the others take :class:`Options`' defaults).
+    tensors : dict of str to ndarray, optional
+        The differentiable tensors of the check, by name: the keys that
+        ``coloring`` and ``fd_exclude`` may use, and the shapes of their masks.
+    torch_args : sequence of str, optional
+        The arguments ``torch_fn`` is called with, by name (its arity is checked).
+
+    Returns
+    -------
+    Options
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming the option and its value. The rules: ``mode`` one of
+        :data:`MODES`; ``seed`` a non-negative Python or NumPy integer (not a
+        bool; None is refused, since a check is reproducible from its seed);
+        ``step``, ``fd_tolerance``, ``torch_tolerance`` None or a positive
+        finite Python or NumPy int or float (not a bool); ``complex_step``
+        True, False or None and ``strict`` True or False (NumPy bools too);
+        ``threads`` None or a positive integer; ``name`` None or a str;
+        ``torch_fn`` None or a callable taking ``torch_args`` (torch then
+        installed); ``dout`` None, a finite float array or a tuple of them;
+        ``fd_exclude`` (bool) and ``coloring`` (integer, or False) dicts keyed
+        by tensor names with arrays of the tensor's shape.
+    ModuleNotFoundError
+        A ``torch_fn`` is given and torch is not installed.
+    """
+    unknown = [key for key in given if key not in OPTION_NAMES]
+    if unknown:
+        raise TypeError(f"unknown option(s) {unknown}; the options are {list(OPTION_NAMES)}")
+    o = {**{f.name: f.default for f in fields(Options)}, **given}
+    checked = dict(
+        mode=_mode(o["mode"]), seed=_seed(o["seed"]), dout=_douts(o["dout"]),
+        step=_positive("step", o["step"]),
+        fd_tolerance=_positive("fd_tolerance", o["fd_tolerance"]),
+        torch_tolerance=_positive("torch_tolerance", o["torch_tolerance"]),
+        complex_step=_flag("complex_step", o["complex_step"], none=True), name=_name(o["name"]),
+        fd_exclude=(None if o["fd_exclude"] is None
+                    else _by_tensor("fd_exclude", o["fd_exclude"], tensors, "bool")),
+        coloring=_coloring(o["coloring"], tensors), strict=_flag("strict", o["strict"]),
+        threads=_threads(o["threads"]))
+    # last: with every other option valid, torch is imported only for a check that will run
+    return Options(torch_fn=_torch_fn(o["torch_fn"], torch_args), **checked)

@@ -8,7 +8,21 @@ from contextlib import contextmanager
 
 import numpy as np
 
-__all__ = ["torch_vjp", "torch_gradients", "torch_threads"]
+__all__ = ["torch_vjp", "torch_gradients", "torch_threads", "require_torch"]
+
+
+def require_torch():
+    """Import and return torch; without it, raise a ModuleNotFoundError naming the extra.
+
+    Raises
+    ------
+    gradcheck.extras.MissingExtraError
+        A ModuleNotFoundError: "`torch_fn` needs torch, which is not installed:
+        pip install 'gradcheck[torch]'".
+    """
+    from gradcheck.extras import require
+
+    return require("torch", "`torch_fn`")
 
 
 def torch_vjp(call, values, douts, what="the function"):
@@ -32,7 +46,7 @@ def torch_vjp(call, values, douts, what="the function"):
         ``dJ/d value`` for ``J = Σ_k <douts[k], outputs[k]>``, float64, with
         the shapes of ``values``; zeros where ``J`` does not depend on a tensor.
     """
-    import torch  # lazily: gradcheck works without torch unless this oracle is used
+    torch = require_torch()  # lazily: gradcheck works without torch unless this oracle is used
 
     leaves = {name: torch.tensor(value, dtype=torch.float64, requires_grad=True)
               for name, value in values.items()}
@@ -50,10 +64,15 @@ def torch_vjp(call, values, douts, what="the function"):
             which = "" if len(outs) == 1 else f" (output {k})"
             raise ValueError(f"`torch_fn` returned shape {tuple(o.shape)}{which}, but {what} "
                              f"returned {tuple(np.shape(d))}")
-    grads = torch.autograd.grad(
-        outs, list(leaves.values()),
-        grad_outputs=[torch.tensor(np.asarray(d), dtype=torch.float64) for d in douts],
-        allow_unused=True)
+    try:
+        grads = torch.autograd.grad(
+            outs, list(leaves.values()),
+            grad_outputs=[torch.tensor(np.asarray(d), dtype=torch.float64) for d in douts],
+            allow_unused=True)
+    except RuntimeError as error:
+        error.add_note("(raised by torch.autograd.grad on what `torch_fn` returned: does it "
+                       "compute its output from the tensors it is given, with torch operations?)")
+        raise
     return {
         name: (np.zeros(np.shape(values[name])) if g is None else g.detach().numpy().copy())
         for name, g in zip(leaves, grads)

@@ -372,14 +372,17 @@ def test_an_excluded_entry_hides_nothing_else():
     assert "(1 excluded left out)" in result.message()
 
 
-@pytest.mark.parametrize("fd_exclude, match", [
-    ({"y": np.zeros((2, 4), bool)}, r"`fd_exclude` has key 'y'"),
-    ({"x": np.zeros((4, 2), bool)}, r"`fd_exclude\['x'\]` must be a boolean array of shape \(2, 4\)"),
-    ({"x": np.zeros((2, 4))}, r"`fd_exclude\['x'\]` must be a boolean array"),
+@pytest.mark.parametrize("fd_exclude, error, match", [
+    ({"y": np.zeros((2, 4), bool)}, ValueError,
+     r"`fd_exclude` has key 'y', which names no tensor .* \['x', 'W', 'b'\]"),
+    ({"x": np.zeros((4, 2), bool)}, ValueError,
+     r"`fd_exclude\['x'\].shape` \(4, 2\) must equal the shape of tensor 'x', \(2, 4\)"),
+    ({"x": np.zeros((2, 4))}, TypeError,
+     r"`fd_exclude\['x'\]` has dtype float64; it must be a bool array"),
 ])
-def test_a_bad_exclusion_mask_is_named(fd_exclude, match):
+def test_a_bad_exclusion_mask_is_named(fd_exclude, error, match):
     layer, x = _dense()
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(error, match=match):
         gradcheck.check_layer(layer, x, fd_exclude=fd_exclude)
 
 
