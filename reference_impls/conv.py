@@ -62,6 +62,8 @@ import numbers
 
 import numpy as np
 
+from reference_impls.dense import require_ndarray
+
 __all__ = ["conv2d_forward", "conv2d_backward", "Conv2D"]
 
 # Strategy: ``None`` picks by problem size; the tests force each of
@@ -738,6 +740,7 @@ class Conv2D:
         Reads ``params["W"]`` and ``params["b"]`` now and caches what
         :meth:`backward` needs.
         """
+        require_ndarray(self.input_name, x)
         Z, self._cache = conv2d_forward(
             x, self.params["W"], self.params["b"],
             stride=self.stride, padding=self.padding, dilation=self.dilation,
@@ -776,6 +779,7 @@ class Conv2D:
         """
         if self._cache is None:
             raise RuntimeError("Conv2D.backward called before forward")
+        require_ndarray("dout", dout)
         dA_prev, dW, db = conv2d_backward(dout, self._cache)
         self.grads["W"] = dW
         self.grads["b"] = db

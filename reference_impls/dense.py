@@ -46,9 +46,18 @@ __all__ = [
 ]
 
 
-def _require_matrix(name, array):
+def require_ndarray(name, array):
+    """Raise a TypeError naming ``name`` unless ``array`` is a numpy.ndarray.
+
+    Every layer class refuses other input (a list, a scalar) this way, in its
+    forward and backward, rather than computing something from it.
+    """
     if not isinstance(array, np.ndarray):
         raise TypeError(f"`{name}` must be a numpy.ndarray, got {type(array).__name__}")
+
+
+def _require_matrix(name, array):
+    require_ndarray(name, array)
     if array.ndim != 2:
         raise ValueError(
             f"`{name}` must be 2-D (units, examples) in the derivation's layout, "
@@ -204,6 +213,9 @@ def softmax_forward(Z):
     cache : ndarray
         ``A``.
     """
+    if np.ndim(Z) == 0:
+        raise ValueError("`Z` must have at least one axis (softmax is taken over axis 0), "
+                         "got shape ()")
     E = np.exp(Z - Z.real.max(axis=0, keepdims=True))   # shift by the real max
     A = E / E.sum(axis=0, keepdims=True)
     return A, A.copy()
@@ -395,11 +407,13 @@ class _Activation:
 
     def forward(self, x):
         """x = Z, shape (n, m) → A = g(Z), shape (n, m)."""
+        require_ndarray(self.input_name, x)
         A, self._cache = type(self)._forward(x)
         return A
 
     def backward(self, dout):
         """dout = dJ/dA, shape (n, m) → dJ/dZ, shape (n, m)."""
+        require_ndarray("dout", dout)
         return type(self)._backward(dout, self._cache)
 
     def jacobian_coloring(self, name, shape):
@@ -432,10 +446,18 @@ class Softmax(_Activation):
     _forward, _backward = softmax_forward, softmax_backward
 
     def jacobian_coloring(self, name, shape):
-        """A column's outputs all move with each of its entries: one group per row."""
+        """A column's outputs all move with each of its entries: one group per row.
+
+        Any input of one axis or more: a 1-D input is one distribution, each
+        entry its own group.
+        """
         if name != "x":
             return None
-        return np.repeat(np.arange(shape[0])[:, None], shape[1], axis=1)
+        if len(shape) == 0:
+            raise ValueError("`shape` must have at least one axis (softmax is taken over "
+                             "axis 0), got ()")
+        rows = np.arange(shape[0]).reshape((-1,) + (1,) * (len(shape) - 1))
+        return np.broadcast_to(rows, shape).copy()
 
 
 class LeakyReLU(_Activation):
@@ -454,10 +476,12 @@ class LeakyReLU(_Activation):
         self.alpha = float(alpha)
 
     def forward(self, x):
+        require_ndarray(self.input_name, x)
         A, self._cache = leaky_relu_forward(x, self.alpha)
         return A
 
     def backward(self, dout):
+        require_ndarray("dout", dout)
         return leaky_relu_backward(dout, self._cache)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from reference_impls.conv import Conv2D
-from reference_impls.dense import ACTIVATIONS, LOSSES, Dense
+from reference_impls.dense import ACTIVATIONS, LOSSES, Dense, require_ndarray
 from reference_impls.pooling import AvgPool2D, MaxPool2D
 
 __all__ = ["Flatten", "Sequential", "mlp", "cnn", "ELEMENTWISE_ACTIVATIONS"]
@@ -38,14 +38,16 @@ class Flatten:
 
     def forward(self, x):
         """x: ndarray, shape (n_H, n_W, n_C, m) → ndarray, shape (n_H·n_W·n_C, m)."""
-        if not isinstance(x, np.ndarray) or x.ndim < 2:
-            raise ValueError(f"`x` must be an ndarray with the examples on its last axis, "
-                             f"got shape {getattr(x, 'shape', type(x).__name__)}")
+        require_ndarray(self.input_name, x)
+        if x.ndim < 2:
+            raise ValueError(f"`{self.input_name}` must have the examples on its last axis "
+                             f"(2-D or more), got shape {x.shape}")
         self._shape = x.shape
         return x.reshape(-1, x.shape[-1]).copy()
 
     def backward(self, dout):
         """dout: ndarray, shape (n_H·n_W·n_C, m) → ndarray, shape (n_H, n_W, n_C, m)."""
+        require_ndarray("dout", dout)
         return dout.reshape(self._shape).copy()
 
     def jacobian_coloring(self, name, shape):

@@ -41,6 +41,8 @@ import numbers
 
 import numpy as np
 
+from reference_impls.dense import require_ndarray
+
 __all__ = [
     "max_pool2d_forward",
     "max_pool2d_backward",
@@ -842,6 +844,7 @@ class MaxPool2D:
 
     def forward(self, x):
         """``x``: (n_H_prev, n_W_prev, n_C, m) -> ``A``: (n_H, n_W, n_C, m)."""
+        require_ndarray(self.input_name, x)
         A, self.cache = _max_forward(x, self.window, self.stride, self.padding)
         return A
 
@@ -849,6 +852,7 @@ class MaxPool2D:
         """``dout``: the shape of ``A`` -> ``dA_prev``: the shape of the last ``x``."""
         if self.cache is None:
             raise RuntimeError("MaxPool2D.backward called before forward")
+        require_ndarray("dout", dout)
         return max_pool2d_backward(dout, self.cache)
 
     def __repr__(self):
@@ -900,6 +904,7 @@ class AvgPool2D:
 
     def forward(self, x):
         """``x``: (n_H_prev, n_W_prev, n_C, m) -> ``A``: (n_H, n_W, n_C, m)."""
+        require_ndarray(self.input_name, x)
         A, self.cache = _avg_forward(x, self.window, self.stride, self.padding,
                                      self.count_include_pad)
         return A
@@ -908,6 +913,7 @@ class AvgPool2D:
         """``dout``: the shape of ``A`` -> ``dA_prev``: the shape of the last ``x``."""
         if self.cache is None:
             raise RuntimeError("AvgPool2D.backward called before forward")
+        require_ndarray("dout", dout)
         return avg_pool2d_backward(dout, self.cache)
 
     def __repr__(self):
