@@ -1,5 +1,5 @@
 """Hand-written NumPy forward and backward passes, following the derivation in
-``shared/seeds/000_89d32f6ee6391fc0.txt`` (summarized in ``shared/DESIGN.md``).
+``docs/derivation.md``, whose equation numbers the docstrings cite.
 
 One module per layer family; each layer is a pair of pure functions
 (``*_forward`` returning ``(out, cache)``, ``*_backward``) and a thin class that

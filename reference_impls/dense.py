@@ -10,7 +10,7 @@ classes at the end are thin wrappers that implement the project's Layer
 protocol (``params``, ``grads``, ``forward``, ``backward``), so that the
 checker checks them exactly as it checks a user's layer.
 
-Equation numbers refer to ``shared/seeds/000_89d32f6ee6391fc0.txt``.
+Equation numbers refer to ``docs/derivation.md``.
 
 Complex input (complex-step differentiation).  Every forward here computes the
 holomorphic extension of its real function, so that for ``x`` real and ``h``
