@@ -1,6 +1,6 @@
 """Batch normalization in the derivation's ``(n, m)`` layout (training mode).
 
-This layer is NOT part of the derivation (``shared/seeds/000_89d32f6ee6391fc0.txt``).
+This layer is NOT part of the derivation (``docs/derivation.md``).
 It is here to test a gradient checker on a layer that mixes the examples of a
 batch: the mean and variance of each unit are taken over the ``m`` examples,
 so every output depends on every example of its row, and the backward pass
