@@ -104,6 +104,7 @@ class Sequential:
 
     def forward(self, x):
         """Run every layer's forward in order; returns the last layer's output."""
+        require_ndarray(self.input_name, x)
         for net_key, i, key in self.param_index:
             self.layers[i].params[key] = self.params[net_key]
         out = x
