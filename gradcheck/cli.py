@@ -253,13 +253,21 @@ def _bench(args):
 # ---------------------------------------------------------------------------- report
 
 def _report(args):
-    from gradcheck.report import NoReportError, write_readable_report
+    from gradcheck.report import (
+        DamagedReportError, MissingExtraError, NoReportError, write_readable_report,
+    )
 
     try:
         written = write_readable_report(args.dir)
     except NoReportError as error:
         raise UsageError(f"gradcheck report: {error}; run `gradcheck verify --out {args.dir}` "
                          "(or pytest --gradcheck-report DIR) first") from None
+    except DamagedReportError as error:
+        raise UsageError(f"gradcheck report: a damaged CSV, nothing written: {error}; "
+                         f"write the reports again (`gradcheck verify --out {args.dir}`)"
+                         ) from None
+    except MissingExtraError as error:
+        raise UsageError(f"gradcheck report: {error}") from None
     for path in written:
         print(f"written: {path}")
     return EXIT_OK
@@ -350,12 +358,14 @@ def build_parser():
 
     report = commands.add_parser(
         "report", formatter_class=formatter,
-        epilog="exit codes: 0 written, 2 no gradcheck CSV in DIR",
+        epilog="exit codes: 0 written, 2 no gradcheck CSV in DIR, a damaged CSV (the message "
+               "names the file and the line; nothing is written) or pandas not installed",
         help="rebuild summary.md and the plots from the CSVs of a reports folder",
         description="Read gradcheck_detailed.csv, detection.csv and, when present, "
-                    "bench_layers.csv and bench_checker.csv from DIR, and write summary.md, "
-                    "errors.png and (with bench_layers.csv) bench.png there; needs matplotlib "
-                    "for the plots.")
+                    "bench_layers.csv and bench_checker.csv from DIR, check each against its "
+                    "columns and their types, and write summary.md, errors.png and (with "
+                    "bench_layers.csv) bench.png there; needs pandas, and matplotlib for the "
+                    "plots (pip install 'gradcheck[report]').")
     report.add_argument("--dir", default="reports", metavar="DIR",
                         help="the reports folder (relative to the current directory)")
     report.set_defaults(run=_report)

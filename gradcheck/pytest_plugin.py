@@ -13,9 +13,11 @@ methods, :func:`gradcheck.check_function` and
 :func:`gradcheck.check_value_and_grad`), records every
 comparison of the session, and raises :class:`gradcheck.GradientCheckError`
 when one fails. With ``pytest --gradcheck-report DIR`` the records are written
-as CSV under DIR at the end of the session, the summary table is printed, and
+as CSV under DIR at the end of the session, the rows of the summary closest to
+their tolerance are printed (the whole table is in the summary CSV), and
 ``summary.md`` and the plots are written from those CSVs
-(:func:`gradcheck.report.write_readable_report`).
+(:func:`gradcheck.report.write_readable_report`). The option needs pandas (the
+``report`` extra): without it pytest refuses the option before running a test.
 
 Under pytest-xdist (``pytest -n 2``) each worker records its own checks and
 sends them to the controller when it finishes (``config.workeroutput``); the
@@ -229,8 +231,10 @@ def pytest_addoption(parser):
     group.addoption(
         "--gradcheck-report", metavar="DIR", default=None,
         help="write every gradient check of the session as CSV under DIR "
-             "(gradcheck_detailed.csv, gradcheck_summary.csv), print the summary, and "
-             "write summary.md and the plots errors.png (and bench.png) from the CSVs",
+             "(gradcheck_detailed.csv, gradcheck_summary.csv), print the summary rows "
+             "closest to their tolerance, and write summary.md and the plots errors.png "
+             "(and bench.png) from the CSVs; needs pandas and matplotlib "
+             "(pip install 'gradcheck[report]')",
     )
     group.addoption(
         "--gradcheck-strict", action="store_true", default=False,
@@ -262,7 +266,21 @@ class _XdistController:
         self.recorder.merge(output[_ROWS_OUTPUT], output.get(_DETECTIONS_OUTPUT, []))
 
 
+def _require_report_extra(config):
+    """Refuse ``--gradcheck-report`` at the start when pandas is missing (not after the tests)."""
+    out_dir = config.getoption("--gradcheck-report", None)
+    if not out_dir or _is_xdist_worker(config):
+        return
+    from gradcheck.report import MissingExtraError, import_pandas
+
+    try:
+        import_pandas()
+    except MissingExtraError as error:
+        raise pytest.UsageError(f"--gradcheck-report {out_dir}: {error}") from None
+
+
 def pytest_configure(config):
+    _require_report_extra(config)
     recorder = config.stash[_KEY] = Recorder()
     recorder.config = config
     recorder.strict = bool(config.getoption("--gradcheck-strict", False))
@@ -329,17 +347,18 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.write_line(f"gradcheck: no gradient checks ran; no gradient CSV "
                                     f"written to {out_dir}")
     else:
-        from gradcheck.report import format_summary, write_reports
+        from gradcheck.report import SUMMARY_ROWS, format_summary, write_reports
 
         summary, paths = write_reports(rows, out_dir)
-        terminalreporter.section("gradcheck summary: worst relative error per layer, gradient, "
-                                 "oracle")
-        terminalreporter.write_line(format_summary(summary))
+        shown = (f"{SUMMARY_ROWS} of {len(summary)} rows" if len(summary) > SUMMARY_ROWS
+                 else f"all {len(summary)} rows")
+        terminalreporter.section(f"gradcheck summary: closest to the tolerance first ({shown})")
+        terminalreporter.write_line(format_summary(summary, SUMMARY_ROWS, full_table=paths[1]))
         terminalreporter.write_line("")
         failed = int((~summary["passed"]).sum())
         terminalreporter.write_line(
-            f"{len(rows)} comparisons in {len(summary)} rows, {failed} row(s) failed; "
-            f"written: {paths[0]}, {paths[1]}"
+            f"{len(rows)} comparisons in {len(summary)} rows (layer × gradient × oracle), "
+            f"{failed} row(s) failed; written: {paths[0]}, {paths[1]}"
         )
     if rows or detections:
         # summary.md and the plots, from the CSVs just written (as `gradcheck report` does).

@@ -5,21 +5,34 @@ call of check_layer compared); the *summary* has a row per layer × gradient ×
 oracle with the worst relative error over the cases the run actually made.
 README lists every column.
 
-:func:`write_readable_report` reads the CSVs back from a reports folder and
-writes what a person reads: ``summary.md`` and the plots ``errors.png`` and
-``bench.png`` (matplotlib, imported only there, with the Agg backend).
+:func:`write_readable_report` reads the CSVs back from a reports folder, checks
+each one against its columns and their types first (:class:`DamagedReportError`
+names the file and the line of the first problem), and writes what a person
+reads: ``summary.md`` and the plots ``errors.png`` and ``bench.png``.
+:func:`read_detailed` reads the detailed CSV back with its documented dtypes.
+
+pandas and matplotlib are imported only inside the functions that use them,
+through :func:`import_pandas` and :func:`import_pyplot` (the Agg backend), which
+raise :class:`MissingExtraError` saying which extra to install.
 """
 
 from __future__ import annotations
 
+import csv
+import importlib
+import io
 import json
+import math
+import re
 from pathlib import Path
 
 __all__ = ["DETAILED_CSV", "SUMMARY_CSV", "DETECTION_CSV", "SUMMARY_MD", "ERRORS_PNG",
            "BENCH_PNG", "detailed_table", "summary_table", "write_reports", "format_summary",
            "detection_rates", "detection_by_family", "write_detection", "config_columns",
-           "CONFIG_PREFIX",
-           "write_readable_report", "NoReportError"]
+           "CONFIG_PREFIX", "SUMMARY_ROWS", "INSTALL_REPORT_EXTRA", "CSV_SCHEMAS",
+           "write_readable_report", "read_detailed", "read_report_csv", "panel_orders",
+           "import_pandas", "import_pyplot",
+           "NoReportError", "DamagedReportError", "MissingExtraError"]
 
 DETAILED_CSV = "gradcheck_detailed.csv"
 SUMMARY_CSV = "gradcheck_summary.csv"
@@ -29,11 +42,15 @@ BENCH_CHECKER_CSV = "bench_checker.csv"
 SUMMARY_MD = "summary.md"
 ERRORS_PNG = "errors.png"
 BENCH_PNG = "bench.png"
-#: Where a relative error of exactly 0 is drawn on the log axis of errors.png.
+#: Nonzero relative errors below this are drawn at it on the log axis of errors.png.
 ERROR_FLOOR = 1e-18
 #: The goals of the benchmarks (benchmarks/bench_layers.py, benchmarks/bench_checker.py).
 GOAL_GEOMEAN, GOAL_WORST = 1.0, 2.0
 GOAL_SPEEDUP, GOAL_FAST_SECONDS = 100.0, 1.0
+#: Rows of the summary printed in the terminal: those closest to their tolerance.
+SUMMARY_ROWS = 20
+#: The command that installs what the reports need (pandas and matplotlib).
+INSTALL_REPORT_EXTRA = "pip install 'gradcheck[report]'"
 #: Columns of the detection table, in order.
 DETECTION_COLUMNS = ["case", "family", "kind", "oracle", "passed_check", "expected", "diagnosis"]
 
@@ -51,6 +68,92 @@ SUMMARY_COLUMNS = [
     "failed_cases",
     "passed",
 ]
+
+# What a cell of a column may hold (see CSV_SCHEMAS): "text" anything ("" too), "name"
+# nonempty text, "int" an integer, "float?" a number or empty (NaN; nan and inf are numbers),
+# "tolerance" a positive number, "bool" True or False, a tuple: one of its texts.
+_DETAILED_KINDS = {
+    "test": "text", "layer": "name", "config": "text", "seed": "int", "tensor": "name",
+    "gradient": "name", "oracle": "name", "shape": "name", "size": "int",
+    "max_rel_error": "float?", "max_abs_error": "float?", "tolerance": "tolerance",
+    "mismatched": "int", "excluded": "int", "nondifferentiable": "int", "tied": "int",
+    "method": "name", "plan": "text", "passed": "bool", "forward_calls": "int",
+    "self_checks": "text", "reproduce": "text",
+}
+_SUMMARY_KINDS = {
+    "layer": "name", "gradient": "name", "oracle": "name", "cases": "int",
+    "max_rel_error": "float?", "median_rel_error": "float?", "max_abs_error": "float?",
+    "tolerance": "tolerance", "excluded": "int", "nondifferentiable": "int", "tied": "int",
+    "methods": "text", "failed_cases": "int", "passed": "bool",
+}
+_DETECTION_KINDS = {
+    "case": "name", "family": "text", "kind": ("bug", "correct", "hazard"), "oracle": "name",
+    "passed_check": "bool", "expected": "bool", "diagnosis": "text",
+}
+#: Per CSV the report reads, its required columns and what their cells may hold; other
+#: columns may be there too (their types are inferred, see :func:`read_report_csv`). Of
+#: the benchmarks' CSVs only the columns the report uses are required.
+CSV_SCHEMAS = {
+    DETAILED_CSV: _DETAILED_KINDS,
+    SUMMARY_CSV: _SUMMARY_KINDS,
+    DETECTION_CSV: _DETECTION_KINDS,
+    BENCH_LAYERS_CSV: {"layer": "name", "shape": "text", "time_ratio": "float?"},
+    BENCH_CHECKER_CSV: {"case": "name", "method": "name", "seconds": "float?"},
+}
+
+
+# ------------------------------------------------------------------------ optional imports
+
+class MissingExtraError(ModuleNotFoundError):
+    """pandas or matplotlib, which the reports need, cannot be imported.
+
+    The message says what to install: ``pip install 'gradcheck[report]'``.
+    """
+
+
+def _import_extra(module, needed_by):
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        top = module.split(".")[0]
+        raise MissingExtraError(
+            f"{needed_by} need {top}, which cannot be imported ({error}); install the "
+            f"report extra: {INSTALL_REPORT_EXTRA}", name=top) from error
+
+
+def import_pandas():
+    """Import and return pandas, which the CSV reports and summary.md need.
+
+    Returns
+    -------
+    module
+        ``pandas``.
+
+    Raises
+    ------
+    MissingExtraError
+        When pandas cannot be imported; the message says ``pip install 'gradcheck[report]'``.
+    """
+    return _import_extra("pandas", "the gradcheck reports (the CSVs and summary.md)")
+
+
+def import_pyplot():
+    """Import matplotlib with the Agg backend and return ``matplotlib.pyplot``.
+
+    Returns
+    -------
+    module
+        ``matplotlib.pyplot``.
+
+    Raises
+    ------
+    MissingExtraError
+        When matplotlib cannot be imported; the message says
+        ``pip install 'gradcheck[report]'``.
+    """
+    needed_by = "the plots of the report (errors.png, bench.png)"
+    _import_extra("matplotlib", needed_by).use("Agg")
+    return _import_extra("matplotlib.pyplot", needed_by)
 
 
 #: Prefix of the columns that spread the ``config`` JSON out, one per configuration key.
@@ -95,8 +198,7 @@ def detailed_table(rows):
     ``config.<key>`` column per key of the rows' configurations (see
     :func:`config_columns`): these vary with the cases.
     """
-    import pandas as pd
-
+    pd = import_pandas()
     frame = pd.DataFrame(list(rows), columns=DETAILED_COLUMNS)
     frame["reproduce"] = frame["reproduce"].astype(object).fillna("")
     frame = frame.astype({"size": "int64", "mismatched": "int64", "excluded": "int64",
@@ -153,8 +255,7 @@ def detection_rates(detections):
         Rows with ``kind``, ``oracle``, ``passed_check`` (see
         :meth:`gradcheck.pytest_plugin.Recorder.record_detection`).
     """
-    import pandas as pd
-
+    pd = import_pandas()
     table = pd.DataFrame(detections, columns=DETECTION_COLUMNS)
     lines = []
     for oracle, rows in table.groupby("oracle", sort=False):
@@ -197,8 +298,7 @@ def detection_by_family(detections):
 
 def write_detection(detections, out_dir):
     """Write the detection table as ``DETECTION_CSV`` under ``out_dir``; return its path."""
-    import pandas as pd
-
+    pd = import_pandas()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / DETECTION_CSV
@@ -231,27 +331,320 @@ def write_reports(rows, out_dir):
     return summary, paths
 
 
-def format_summary(summary):
-    """Return the summary table as fixed-width text for a terminal."""
-    shown = summary.copy()
-    for column in ("max_rel_error", "median_rel_error", "max_abs_error"):
-        shown[column] = shown[column].map("{:.2e}".format)
-    shown["tolerance"] = shown["tolerance"].map("{:.0e}".format)
-    shown["passed"] = shown["passed"].map({True: "yes", False: "NO"})
-    return shown.to_string(index=False)
+def _ratio(errors, tolerances):
+    """error / tolerance per row; a NaN error (or tolerance) counts as infinitely far over."""
+    ratio = errors / tolerances
+    return ratio.where(ratio.notna(), math.inf)
 
 
-# ---------------------------------------------------------------------- for people
+def _tolerance_text(tolerance):
+    """A tolerance as ``1e-06``, or with three digits when one would round it."""
+    short = f"{tolerance:.0e}"
+    return short if float(short) == tolerance else f"{tolerance:.2e}"
+
+
+def _closest_first(summary):
+    """The summary with a ``ratio`` column, failed rows first, then largest ratio first."""
+    shown = summary.assign(ratio=_ratio(summary["max_rel_error"], summary["tolerance"]))
+    return shown.sort_values(["passed", "ratio", "layer", "oracle", "gradient"],
+                             ascending=[True, False, True, True, True], ignore_index=True)
+
+
+#: The columns of the terminal summary: (header, the longest cell shown, right-aligned).
+_TERMINAL_COLUMNS = [("layer", 23, False), ("gradient", 9, False), ("oracle", 18, False),
+                     ("max rel error", 13, True), ("tolerance", 9, True),
+                     ("error/tol", 9, True), ("passed", 9, False)]
+
+
+def _cut(text, width):
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def format_summary(summary, limit=SUMMARY_ROWS, full_table=None):
+    """Return the rows of the summary closest to their tolerance as a table for a terminal.
+
+    Parameters
+    ----------
+    summary : DataFrame
+        The summary table (:func:`summary_table`, columns :data:`SUMMARY_COLUMNS`).
+    limit : int or None, default SUMMARY_ROWS
+        How many rows to show at most; None shows every row.
+    full_table : str or Path, optional
+        Where the full table is (the summary CSV), named in the last line when
+        rows are left out.
+
+    Returns
+    -------
+    str
+        At most 100 characters wide (longer names are cut with "…"): layer,
+        gradient, oracle, worst relative error, tolerance, their ratio (over 1
+        fails) and ``yes`` or ``NO k/n`` (k of the n cases failed). Failed rows
+        come first, then the largest ratio; when rows are left out, a last line
+        says how many and where they are. The seed and the counts of excluded,
+        nondifferentiable and tied entries are in the CSVs only.
+
+    Raises
+    ------
+    ValueError
+        When ``limit`` is not a positive integer or None.
+    """
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                              or limit < 1):
+        raise ValueError(f"`limit` must be a positive integer or None, got {limit!r}")
+    ordered = _closest_first(summary)
+    shown = ordered if limit is None else ordered.head(limit)
+    cells = [[str(r.layer), str(r.gradient), str(r.oracle), f"{r.max_rel_error:.2e}",
+              _tolerance_text(r.tolerance), f"{r.ratio:.2e}",
+              "yes" if r.passed else f"NO {r.failed_cases}/{r.cases}"]
+             for r in shown.itertuples()]
+    widths = [min(cap, max([len(header)] + [len(row[i]) for row in cells]))
+              for i, (header, cap, _) in enumerate(_TERMINAL_COLUMNS)]
+    lines = []
+    for row in [[header for header, _, _ in _TERMINAL_COLUMNS]] + cells:
+        parts = [_cut(cell, width).rjust(width) if right else _cut(cell, width).ljust(width)
+                 for cell, width, (_, _, right) in zip(row, widths, _TERMINAL_COLUMNS)]
+        lines.append("  ".join(parts).rstrip())
+    left_out = len(ordered) - len(shown)
+    if left_out:
+        lines.append(f"... {left_out} more row(s), further from their tolerance"
+                     + (f"; all {len(ordered)} rows in {full_table}" if full_table else ""))
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- reading the CSVs
 
 class NoReportError(FileNotFoundError):
     """The folder holds none of the gradcheck CSVs (detailed, summary, detection)."""
 
 
-def _read_csv(path):
-    import pandas as pd
+class DamagedReportError(ValueError):
+    """A CSV of a reports folder that cannot be read as its table.
 
-    return pd.read_csv(path) if path.is_file() else None
+    Attributes
+    ----------
+    path : Path
+        The file.
+    line : int
+        The line of the first problem, 1-based as an editor shows it (for a row
+        spread over several lines by a quoted field, the line it starts on).
+    problem : str
+        What is wrong there.
+    """
 
+    def __init__(self, path, line, problem):
+        self.path, self.line, self.problem = Path(path), line, problem
+        super().__init__(f"{path}:{line}: {problem}")
+
+
+_INT_TEXT = re.compile(r"[+-]?[0-9]+\Z")
+_FLOAT_TEXT = re.compile(r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf|nan)\Z",
+                         re.IGNORECASE)
+_TRUE_TEXTS, _FALSE_TEXTS = ("True", "true", "TRUE"), ("False", "false", "FALSE")
+_INT64_MAX = 2 ** 63 - 1
+
+
+def _is_int(text):
+    return bool(_INT_TEXT.match(text)) and abs(int(text)) <= _INT64_MAX
+
+
+def _is_bool(text):
+    return text in _TRUE_TEXTS or text in _FALSE_TEXTS
+
+
+def _cell_problem(kind, text):
+    """Why ``text`` cannot be a cell of ``kind`` (see :data:`CSV_SCHEMAS`), or None."""
+    if kind == "text":
+        return None
+    if kind == "name":
+        return None if text else "is empty"
+    if kind == "int":
+        return None if _is_int(text) else "is not an integer"
+    if kind == "float?":
+        return None if text == "" or _FLOAT_TEXT.match(text) else "is not a number"
+    if kind == "tolerance":
+        ok = bool(_FLOAT_TEXT.match(text)) and 0 < float(text) < math.inf
+        return None if ok else "is not a positive number"
+    if kind == "bool":
+        return None if _is_bool(text) else "is not True or False"
+    return None if text in kind else f"is not one of {', '.join(kind)}"
+
+
+def _column(pd, kind, texts):
+    """The cells ``texts`` of a column of ``kind`` (already checked) as a pandas array."""
+    import numpy as np
+
+    if kind == "int":
+        return np.array([int(t) for t in texts], dtype=np.int64)
+    if kind in ("float?", "tolerance"):
+        return np.array([float(t) if t else math.nan for t in texts], dtype=np.float64)
+    if kind == "bool":
+        return np.array([t in _TRUE_TEXTS for t in texts], dtype=bool)
+    if kind is None:
+        return _inferred_column(pd, texts)
+    return pd.array(texts, dtype="str")
+
+
+def _inferred_column(pd, texts):
+    """A column not in the schema (``config.<key>``, a benchmark's): int64 (Int64 when some
+    cells are empty), float64, bool (boolean with gaps) or, else, strings with "" for empty."""
+    import numpy as np
+
+    filled = [t for t in texts if t != ""]
+    gaps = len(filled) < len(texts)
+    if filled and all(_is_int(t) for t in filled):
+        if not gaps:
+            return np.array([int(t) for t in texts], dtype=np.int64)
+        return pd.array([int(t) if t else None for t in texts], dtype="Int64")
+    if filled and all(_FLOAT_TEXT.match(t) for t in filled):
+        return np.array([float(t) if t else math.nan for t in texts], dtype=np.float64)
+    if filled and all(_is_bool(t) for t in filled):
+        if not gaps:
+            return np.array([t in _TRUE_TEXTS for t in texts], dtype=bool)
+        return pd.array([(t in _TRUE_TEXTS) if t else None for t in texts], dtype="boolean")
+    return pd.array(texts, dtype="str")
+
+
+def _shown(text, width=40):
+    return repr(_cut(text, width))
+
+
+def _records(path):
+    """``(line, fields)`` of each nonblank row of the CSV at ``path``: the line it starts on."""
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise DamagedReportError(path, line, f"not UTF-8 text (byte {data[error.start]:#04x}); "
+                                             "is this a CSV written by gradcheck?") from None
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    records = []
+    while True:
+        start = reader.line_num + 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return records
+        except csv.Error as error:
+            if "unexpected end of data" in str(error):
+                problem = ("a quoted field opened in the row starting on this line is never "
+                           "closed: the file ends inside the quotes (truncated, or a quote "
+                           "left open)")
+            else:
+                problem = (f"the row starting on this line is not valid CSV ({error}, "
+                           f"line {reader.line_num}; a quote left open?)")
+            raise DamagedReportError(path, start, problem) from None
+        if fields:   # a blank line, as pandas, is no row
+            records.append((start, reader.line_num, fields))
+
+
+def read_report_csv(path, schema=None):
+    """Read a CSV of a reports folder, checked against its columns and their types.
+
+    Every line is checked before anything is returned: the header must have
+    the required columns of ``schema``, each row as many fields as the
+    header, and each required cell the type of its column; the file must
+    have at least one row.
+
+    Parameters
+    ----------
+    path : str or Path
+        The CSV file.
+    schema : dict, optional
+        Required columns and what their cells may hold, as the values of
+        :data:`CSV_SCHEMAS`; default: the schema of the file's name there.
+
+    Returns
+    -------
+    DataFrame
+        The columns in the file's order: the required ones as their kind says
+        (int64, float64 with NaN for an empty number, bool, strings with ""
+        for empty), the others inferred: int64 (Int64 when some cells are
+        empty), float64, bool (boolean when some are empty), else strings.
+
+    Raises
+    ------
+    DamagedReportError
+        Naming the file, the line (1-based) and what is wrong there.
+    ValueError
+        When ``schema`` is not given and the file's name is not one of
+        :data:`CSV_SCHEMAS`.
+    """
+    path = Path(path)
+    if schema is None:
+        if path.name not in CSV_SCHEMAS:
+            raise ValueError(f"`path` {str(path)!r}: no schema for a file named {path.name!r} "
+                             f"(known: {', '.join(CSV_SCHEMAS)}); pass `schema`")
+        schema = CSV_SCHEMAS[path.name]
+    pd = import_pandas()
+    records = _records(path)
+    if not records:
+        raise DamagedReportError(path, 1, "the file is empty: no header line, no rows")
+    header_line, _, header = records[0]
+    seen = set()
+    for name in header:
+        if name in seen:
+            raise DamagedReportError(path, header_line, f"the column {name!r} is there twice")
+        seen.add(name)
+    missing = [name for name in schema if name not in seen]
+    if missing:
+        names = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6
+                                          else "")
+        raise DamagedReportError(
+            path, header_line, f"the header lacks the column(s) {names} that {path.name} has "
+                               f"(the header reads {_shown(','.join(header), 60)})")
+    if len(records) == 1:
+        raise DamagedReportError(path, header_line,
+                                 "no rows: the file has its header line and nothing after it")
+    kinds = [schema.get(name) for name in header]
+    for number, (start, end, fields) in enumerate(records[1:], 1):
+        if len(fields) != len(header):
+            cut = len(fields) < len(header) and number == len(records) - 1
+            problem = (f"{len(fields)} field(s), the header (line {header_line}) has "
+                       f"{len(header)}" + (": the file ends inside this row (truncated?)"
+                                           if cut else ""))
+            if end > start:
+                problem += f"; the row runs on to line {end} (a quote left open?)"
+            raise DamagedReportError(path, start, problem)
+        for name, kind, text in zip(header, kinds, fields):
+            problem = None if kind is None else _cell_problem(kind, text)
+            if problem:
+                raise DamagedReportError(path, start, f"column {name!r}: " + (
+                    problem if text == "" else f"{_shown(text)} {problem}"))
+    columns = {name: _column(pd, kind, [fields[i] for _, _, fields in records[1:]])
+               for i, (name, kind) in enumerate(zip(header, kinds))}
+    return pd.DataFrame(columns)
+
+
+def read_detailed(path):
+    """Read ``gradcheck_detailed.csv`` back with the dtypes of its columns.
+
+    Parameters
+    ----------
+    path : str or Path
+        The detailed CSV (:data:`DETAILED_CSV`).
+
+    Returns
+    -------
+    DataFrame
+        The text columns (``test``, ``config``, ``plan``, ``self_checks``,
+        ``reproduce``, …) as strings with "" for an empty cell; ``seed``,
+        ``size`` and the counts as int64; the errors and ``tolerance`` as
+        float64; ``passed`` as bool. Each ``config.<key>`` column as its
+        cells are: int64 (Int64 when some rows lack the key), float64, bool
+        (boolean when some lack it), else strings ("" where a row lacks the
+        key, ``null`` for a None value).
+
+    Raises
+    ------
+    DamagedReportError
+        When the file is not a detailed table: names the file, the line and
+        what is wrong there.
+    """
+    return read_report_csv(path, CSV_SCHEMAS[DETAILED_CSV])
+
+
+# ---------------------------------------------------------------------- for people
 
 def _closeness(detailed):
     """Per oracle × layer: the worst case (largest error / tolerance), sorted closest first.
@@ -259,7 +652,7 @@ def _closeness(detailed):
     Columns ``oracle``, ``layer``, ``gradient`` (of the worst row), ``cases``,
     ``failed_cases``, ``max_rel_error``, ``tolerance``, ``ratio``.
     """
-    rows = detailed.assign(ratio=detailed["max_rel_error"] / detailed["tolerance"])
+    rows = detailed.assign(ratio=_ratio(detailed["max_rel_error"], detailed["tolerance"]))
     keys = ["oracle", "layer"]
     worst = rows.loc[rows.groupby(keys, sort=False)["ratio"].idxmax()]
     cases = _cases(detailed).groupby(keys, sort=False).agg(
@@ -291,15 +684,11 @@ def _md_table(header, rows):
 
 
 def _geomean(values):
-    import math
-
     return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
 def bench_goal_lines(bench_layers=None, bench_checker=None):
     """Return the goal lines of the benchmarks' CSVs (DataFrames; either may be None)."""
-    import math
-
     lines = []
     if bench_layers is not None and len(bench_layers):
         for layer, rows in bench_layers.groupby("layer", sort=False):
@@ -370,14 +759,14 @@ def _summary_markdown(out, detailed, detections, bench_layers, bench_checker, pi
             lines += _md_table(
                 ["layer", "worst gradient", "max relative error", "tolerance",
                  "error / tolerance", "cases", "failed cases"],
-                [(r.layer, r.gradient, f"{r.max_rel_error:.2e}", f"{r.tolerance:.0e}",
+                [(r.layer, r.gradient, f"{r.max_rel_error:.2e}", _tolerance_text(r.tolerance),
                   f"{r.ratio:.2e}", r.cases, r.failed_cases) for r in rows.itertuples()])
         if len(failed):
             lines += ["", "### Failed rows", ""]
             lines += _md_table(
                 ["test", "layer", "gradient", "oracle", "max relative error", "tolerance"],
                 [(f"`{r.test}`", r.layer, r.gradient, r.oracle, f"{r.max_rel_error:.2e}",
-                  f"{r.tolerance:.0e}") for r in failed.itertuples()])
+                  _tolerance_text(r.tolerance)) for r in failed.itertuples()])
     else:
         lines += [f"No gradient checks in this folder (no `{DETAILED_CSV}`)."]
     if detections is not None and len(detections):
@@ -396,46 +785,85 @@ def _summary_markdown(out, detailed, detections, bench_layers, bench_checker, pi
     return "\n".join(lines) + "\n"
 
 
-def _pyplot():
-    import matplotlib
+def panel_orders(detailed):
+    """The rows of each panel of ``errors.png``, from the top: per oracle, its layers with the
+    closest to its tolerance (largest worst error / tolerance) first.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Parameters
+    ----------
+    detailed : DataFrame
+        The detailed table (:func:`read_detailed`).
 
-    return plt
+    Returns
+    -------
+    dict
+        ``{oracle: [layer, ...]}``, the oracles sorted by name; each panel has
+        only the layers checked against its oracle, in its own order.
+    """
+    return {oracle: list(rows["layer"])
+            for oracle, rows in _closeness(detailed).groupby("oracle", sort=True)}
+
+
+def _log_ticks(low, high, zero_at=None):
+    """Decade ticks from ``low`` to ``high`` (at most ~5, every k-th decade), after ``zero_at``
+    when given."""
+    first, last = math.ceil(math.log10(low) - 1e-9), math.floor(math.log10(high) + 1e-9)
+    step = max(1, math.ceil((last - first + 1) / 5))
+    decades = [10.0 ** k for k in range(last, first - 1, -step)][::-1]
+    return decades if zero_at is None else [zero_at, *decades]
 
 
 def plot_errors(detailed, path):
-    """Draw ``errors.png``: per-case max relative errors per layer, one panel per oracle."""
-    import numpy as np
+    """Draw ``errors.png``: per-case max relative errors per layer, one panel per oracle.
 
-    plt = _pyplot()
+    Each panel has its own row order, closest to its tolerance on top
+    (:func:`panel_orders`). Errors of exactly 0 are drawn apart, in a column
+    at the left edge marked ``0``, with their count; the boxes (quartiles)
+    are of the nonzero errors.
+    """
+    import numpy as np
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    plt = import_pyplot()
     cases = _cases(detailed)
-    closeness = _closeness(detailed)
-    # Layers ordered by their closest approach to a tolerance over all oracles: closest on top.
-    order = list(closeness.groupby("layer")["ratio"].max().sort_values().index)
-    oracles = sorted(cases["oracle"].unique())
-    height = max(3.0, 0.45 * len(order) + 1.6)
-    fig, axes = plt.subplots(1, len(oracles), figsize=(4.6 * len(oracles) + 1.6, height),
-                             sharey=True, squeeze=False)
+    orders = panel_orders(detailed)
+    rows_max = max(len(order) for order in orders.values())
+    label_inches = 0.075 * max(len(layer) for order in orders.values() for layer in order)
+    fig, axes = plt.subplots(
+        1, len(orders), squeeze=False, layout="constrained",
+        figsize=(len(orders) * (4.2 + label_inches) + 0.5, max(3.2, 0.42 * rows_max + 2.0)))
     rng = np.random.default_rng(0)
-    for ax, oracle in zip(axes[0], oracles):
+    for ax, (oracle, order) in zip(axes[0], orders.items()):
         rows = cases[cases["oracle"] == oracle]
+        # A relative error is at most 2; inf marks a gradient of the wrong shape, NaN no number.
+        errors = np.nan_to_num(rows["max_rel_error"].to_numpy(float), nan=2.0, posinf=2.0)
+        errors = np.where(errors == 0, 0.0, np.clip(errors, ERROR_FLOOR, 2.0))
+        nonzero = errors[errors > 0]
+        tolerances = sorted(rows["tolerance"].unique())
+        low = 10.0 ** math.floor(math.log10(nonzero.min() if len(nonzero) else tolerances[0]))
+        # Exact zeros, if any: a column of their own at the left edge, on a grey band.
+        zero_at = low / 10 ** 2.5 if (errors == 0).any() else None
+        high = 30 * max(tolerances[-1], errors.max())
         data, positions = [], []
         for i, layer in enumerate(order):
-            errors = rows.loc[rows["layer"] == layer, "max_rel_error"].to_numpy(float)
-            if not len(errors):
+            y = rows_max - 1 - i
+            mine = (rows["layer"] == layer).to_numpy()
+            err, ok = errors[mine], rows["passed"].to_numpy(bool)[mine]
+            zeros = err == 0
+            if zeros.any():
+                ax.scatter([zero_at], [y], s=22, marker="D", color="tab:blue", zorder=3)
+                ax.annotate(f"×{int(zeros.sum())}", (zero_at, y), xytext=(5, 0),
+                            textcoords="offset points", va="center", fontsize=7, color="0.25")
+            err, ok = err[~zeros], ok[~zeros]
+            if not len(err):
                 continue
-            # A relative error is at most 2; inf marks a gradient of the wrong shape.
-            errors = np.clip(errors, ERROR_FLOOR, 2.0)
-            data.append(errors)
-            positions.append(i)
-            ok = rows.loc[rows["layer"] == layer, "passed"].to_numpy(bool)
-            jitter = rng.uniform(-0.18, 0.18, size=len(errors))
-            ax.scatter(errors[ok], i + jitter[ok], s=9, alpha=0.45, color="tab:blue",
+            data.append(err)
+            positions.append(y)
+            jitter = rng.uniform(-0.18, 0.18, size=len(err))
+            ax.scatter(err[ok], y + jitter[ok], s=9, alpha=0.45, color="tab:blue",
                        linewidths=0, zorder=3)
             if (~ok).any():
-                ax.scatter(errors[~ok], i + jitter[~ok], s=22, color="tab:red", marker="x",
+                ax.scatter(err[~ok], y + jitter[~ok], s=22, color="tab:red", marker="x",
                            zorder=4)
         if data:
             style = dict(positions=positions, widths=0.6, showfliers=False,
@@ -445,22 +873,34 @@ def plot_errors(detailed, path):
                 ax.boxplot(data, orientation="horizontal", **style)
             except TypeError:
                 ax.boxplot(data, vert=False, **style)
-        for tolerance in sorted(rows["tolerance"].unique()):
+        # The labels in a band above the top row, each beside its line (on the left), one
+        # under the other, on white: no line strikes through them.
+        for k, tolerance in enumerate(reversed(tolerances)):
             ax.axvline(tolerance, color="tab:red", linestyle="--", linewidth=1.2, zorder=2)
-            ax.text(tolerance, len(order) - 0.45, f" tolerance {tolerance:.0e}", color="tab:red",
-                    fontsize=8, va="bottom", ha="center")
+            ax.annotate(f"tolerance {_tolerance_text(tolerance)}", (tolerance, 1),
+                        xycoords=("data", "axes fraction"), xytext=(-3, -3 - 11 * k),
+                        textcoords="offset points", ha="right", va="top", zorder=5,
+                        color="tab:red", fontsize=8,
+                        bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5})
         ax.set_xscale("log")
-        top = max(rows["tolerance"].max(), rows["max_rel_error"].clip(upper=2.0).max())
-        ax.set_xlim(ERROR_FLOOR / 3, 30 * top)   # room on the right of the tolerance
+        if zero_at is None:
+            ax.set_xlim(low / 3, high)
+        else:
+            ax.set_xlim(zero_at / 10 ** 0.7, high)
+            ax.axvspan(zero_at / 10 ** 0.7, zero_at * 10 ** 1.2, color="0.93", zorder=0)
+        ax.xaxis.set_major_locator(FixedLocator(_log_ticks(low, high, zero_at)))
+        ax.xaxis.set_major_formatter(FuncFormatter(
+            lambda x, _, zero=zero_at: "0" if x == zero else f"$10^{{{round(math.log10(x))}}}$"))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_yticks([rows_max - 1 - i for i in range(len(order))], order)
+        ax.set_ylim(-0.7, rows_max - 0.1 + 0.35 * len(tolerances))
         ax.set_title(oracle)
         ax.grid(axis="x", which="major", alpha=0.3)
-        ax.set_xlabel(f"max relative error per case\n(log scale; 0 drawn at {ERROR_FLOOR:.0e})")
-        ax.set_ylim(-0.7, len(order) - 0.1)
-    axes[0][0].set_yticks(range(len(order)), order)
-    axes[0][0].set_ylabel("layer (closest to its tolerance on top)")
-    fig.suptitle("gradcheck: per-case worst relative error (dots), box = quartiles, "
-                 "dashed = tolerance", fontsize=10)
-    fig.tight_layout()
+        ax.set_xlabel("max relative error per case (log scale)")
+    axes[0][0].set_ylabel("layer\n(closest to its tolerance on top)")
+    fig.suptitle("gradcheck: each case's worst relative error (dots; red × failed), box = "
+                 "quartiles of the nonzero errors,\ndashed = tolerance, column 0 = errors of "
+                 "exactly 0 (×count); each panel in its own order", fontsize=10)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -468,7 +908,7 @@ def plot_errors(detailed, path):
 
 def plot_bench(bench_layers, path):
     """Draw ``bench.png``: time ratio ours / torch per shape, with the 1.0 and 2.0 goal lines."""
-    plt = _pyplot()
+    plt = import_pyplot()
     rows = bench_layers.reset_index(drop=True)
     labels = [f"{r.layer}  {r.shape}" for r in rows.itertuples()]
     colors = {layer: f"C{i}" for i, layer in enumerate(dict.fromkeys(rows["layer"]))}
@@ -494,9 +934,16 @@ def write_readable_report(out_dir):
     """From the CSVs under ``out_dir``, write ``summary.md``, ``errors.png`` and ``bench.png``.
 
     Reads ``gradcheck_detailed.csv``, ``detection.csv`` and, when present,
-    ``bench_layers.csv`` and ``bench_checker.csv``. ``errors.png`` needs the
+    ``bench_layers.csv`` and ``bench_checker.csv``. Every CSV there, the
+    summary one too, is checked against its columns and their types
+    (:data:`CSV_SCHEMAS`) before anything is written. ``errors.png`` needs the
     detailed CSV, ``bench.png`` the bench_layers one. Without matplotlib only
     ``summary.md`` is written.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        The reports folder.
 
     Returns
     -------
@@ -507,26 +954,33 @@ def write_readable_report(out_dir):
     ------
     NoReportError
         When ``out_dir`` holds none of the gradcheck CSVs.
+    DamagedReportError
+        When one of the CSVs is damaged (empty, no rows, cut short, a quote
+        left open, a column missing, a cell of the wrong type): names the
+        file and the line; nothing is written.
+    MissingExtraError
+        When pandas is not installed.
     """
     out = Path(out_dir)
     if not any((out / name).is_file() for name in (DETAILED_CSV, SUMMARY_CSV, DETECTION_CSV)):
         raise NoReportError(f"no gradcheck CSV ({DETAILED_CSV}, {SUMMARY_CSV} or "
                             f"{DETECTION_CSV}) in {out}")
-    detailed = _read_csv(out / DETAILED_CSV)
-    detections = _read_csv(out / DETECTION_CSV)
-    bench_layers = _read_csv(out / BENCH_LAYERS_CSV)
-    bench_checker = _read_csv(out / BENCH_CHECKER_CSV)
+    import_pandas()
+    tables = {name: read_report_csv(out / name, schema)
+              for name, schema in CSV_SCHEMAS.items() if (out / name).is_file()}
+    detailed, detections = tables.get(DETAILED_CSV), tables.get(DETECTION_CSV)
+    bench_layers, bench_checker = tables.get(BENCH_LAYERS_CSV), tables.get(BENCH_CHECKER_CSV)
     written, pictures = [], []
     try:
-        _pyplot()
-    except ImportError:
+        import_pyplot()
+    except MissingExtraError:
         plotting = False
     else:
         plotting = True
-    if plotting and detailed is not None and len(detailed):
+    if plotting and detailed is not None:
         written.append(plot_errors(detailed, out / ERRORS_PNG))
         pictures.append(ERRORS_PNG)
-    if plotting and bench_layers is not None and len(bench_layers):
+    if plotting and bench_layers is not None:
         written.append(plot_bench(bench_layers, out / BENCH_PNG))
         pictures.append(BENCH_PNG)
     path = out / SUMMARY_MD

@@ -113,7 +113,7 @@ def test_the_plugin_records_every_check_and_writes_the_report(pytester):
         "*dW (tensor 'W', shape (3, 2)) vs complex_step: 6 / 6 entries (100.0%)*",
         "*worst at index*analytic = *numeric = *",
         "*gradcheck summary*",
-        "*6 comparisons in 6 rows, 1 row(s) failed*",
+        "*6 comparisons in 6 rows (layer × gradient × oracle), 1 row(s) failed*",
     ])
     detailed = pd.read_csv(pytester.path / "out" / DETAILED_CSV)
     assert len(detailed) == 6
@@ -298,7 +298,7 @@ def test_a_parallel_run_writes_the_same_report_as_a_serial_one(pytester, monkeyp
             "*gradcheck detection power*",
             "auto: bugs caught 4 / 4 (100.0%), false alarms 0 / 4 (0.0%)",
             "*gradcheck summary*",
-            "48 comparisons in 6 rows, 1 row(s) failed; written: *",
+            "48 comparisons in 6 rows (layer × gradient × oracle), 1 row(s) failed; written: *",
         ])
     for name in (DETAILED_CSV, SUMMARY_CSV, DETECTION_CSV):
         serial_csv = (pytester.path / "serial" / name).read_bytes()
