@@ -1,4 +1,10 @@
-"""README's example runs as written and says what it shows."""
+"""The manual's examples run as written and say what they show.
+
+The manual is README.md and the pages under docs/. A quoted example or output is
+looked up in whichever page holds it, so text can move between pages without a
+check being lost. ``property_tests/test_docs.py`` checks the pages themselves: links,
+equation numbers, figures and which blocks are run.
+"""
 
 import ast
 import csv
@@ -8,15 +14,41 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+
+
+def _pages():
+    """README.md, then every docs/*.md page."""
+    return [README, *sorted(DOCS.glob("*.md"))]
+
+
+def _text(path):
+    return path.read_text(encoding="utf-8")
+
+
+def _blocks(language="python", pages=None):
+    """``(page, code)`` of every fenced block in ``language`` (exactly) on the pages."""
+    pattern = rf"^```{re.escape(language)}\n(.*?)^```"
+    return [(page, code) for page in (pages or _pages())
+            for code in re.findall(pattern, _text(page), flags=re.S | re.M)]
 
 
 def _python_blocks():
-    return re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
+    return [code for _, code in _blocks("python")]
+
+
+def _page_with(marker):
+    """The one page that holds ``marker``, and its text."""
+    found = [(page, _text(page)) for page in _pages() if marker in _text(page)]
+    assert len(found) == 1, (marker, [page.name for page, _ in found])
+    return found[0]
 
 
 def test_readme_custom_layer_example_runs_and_passes():
     (block,) = [b for b in _python_blocks() if "gradcheck.check_layer(layer, x)" in b]
+    assert block in [code for _, code in _blocks("python", [README])]
     namespace = {}
     exec(compile(block, str(README), "exec"), namespace)
     result = namespace["result"]
@@ -25,26 +57,37 @@ def test_readme_custom_layer_example_runs_and_passes():
     # The figures the README quotes are what this example produces, to their
     # order of magnitude (the last digits move with any harmless change of
     # the probes' arithmetic; a factor of 10 does not).
-    for key, quoted in re.findall(r'"(\w+)": ([0-9.]+e-\d+)', block):
-        assert float(quoted) / 10 <= result.max_rel_error[key] <= float(quoted) * 10, key
+    quoted = re.findall(r'"(\w+)": ([0-9.]+e-\d+)', block)
+    assert quoted
+    for key, figure in quoted:
+        assert float(figure) / 10 <= result.max_rel_error[key] <= float(figure) * 10, key
 
 
 def _examples():
-    """README's examples of hand-written functions: {name: code}, from their first line."""
+    """The manual's tagged examples: {name: (page, code)}, from their first line."""
     found = {}
-    for block in _python_blocks():
+    for page, block in _blocks("python"):
         first = block.splitlines()[0]
         if first.startswith("# example: "):
-            found[first[len("# example: "):].strip()] = block
+            name = first[len("# example: "):].strip()
+            assert name not in found, f"two examples named {name!r}"
+            found[name] = (page, block)
     return found
 
 
+#: Examples of hand-written functions: each defines ``result`` (must pass) and ``bad``
+#: (a planted bug: must fail).
 EXAMPLES = ["function pair", "lstm step", "embedding", "loss", "model", "0-d parameter",
             "second derivative"]
+#: Examples checked by their own tests: the README's layer (above), a pytest test
+#: using the fixture and a hypothesis test using the strategies (test_docs.py).
+OTHER_EXAMPLES = ["custom layer", "pytest fixture", "hypothesis strategies"]
+#: The README shows these; the others live in docs/.
+README_EXAMPLES = ["custom layer", "function pair", "loss", "pytest fixture"]
 
 
 def _matches(value, quoted):
-    """``value`` equals the README's literal, where a ``...`` inside a string ends the match."""
+    """``value`` equals the manual's literal, where a ``...`` inside a string ends the match."""
     if isinstance(quoted, str) and "..." in quoted:
         return isinstance(value, str) and value.startswith(quoted.split("...")[0])
     if isinstance(quoted, (tuple, list)) and isinstance(value, (tuple, list)):
@@ -54,9 +97,9 @@ def _matches(value, quoted):
 
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_every_readme_example_of_a_function_passes_and_its_planted_bug_fails(name, capsys):
-    code = _examples()[name]
+    page, code = _examples()[name]
     namespace = {}
-    exec(compile(code, f"README.md example {name!r}", "exec"), namespace)
+    exec(compile(code, f"{page.name} example {name!r}", "exec"), namespace)
     assert namespace["result"].passed, namespace["result"].message()
     assert not namespace["bad"].passed, f"the planted bug of {name!r} was not caught"
     if "first" in namespace:
@@ -73,21 +116,26 @@ def test_every_readme_example_of_a_function_passes_and_its_planted_bug_fails(nam
 
 
 def test_the_readme_covers_each_shape_of_hand_written_gradient():
-    assert sorted(_examples()) == sorted(EXAMPLES)
+    examples = _examples()
+    assert sorted(examples) == sorted(EXAMPLES + OTHER_EXAMPLES)
+    assert sorted(n for n, (page, _) in examples.items() if page == README) == sorted(
+        README_EXAMPLES)
 
 
 def test_the_lstm_failure_quoted_in_the_readme_is_what_the_example_prints():
     namespace = {}
-    exec(compile(_examples()["lstm step"], "README.md", "exec"), namespace)
-    text = README.read_text(encoding="utf-8")
-    quoted = re.search(r"`bad.message\(\)` names the user's gradients \(first lines\):\n\n```\n"
-                       r"(.*?)```", text, flags=re.S).group(1).strip().splitlines()
+    page, code = _examples()["lstm step"]
+    exec(compile(code, page.name, "exec"), namespace)
+    marker = "`bad.message()` names the user's gradients (first lines):"
+    _, text = _page_with(marker)
+    quoted = re.search(re.escape(marker) + r"\n\n```\n(.*?)```", text,
+                       flags=re.S).group(1).strip().splitlines()
     assert namespace["bad"].message().splitlines()[:len(quoted)] == quoted
 
 
 def _fenced(after):
-    """The text of the first fenced block after the line ``after`` in README."""
-    text = README.read_text(encoding="utf-8")
+    """The text of the first fenced block after ``after``, in the one page that holds it."""
+    _, text = _page_with(after)
     start = text.index(after)
     return re.search(r"```\w*\n(.*?)```", text[start:], flags=re.S).group(1)
 
@@ -97,6 +145,7 @@ def test_the_command_line_outputs_quoted_in_the_readme_are_what_it_prints(tmp_pa
     from gradcheck import cli
 
     module = _fenced("For example, with this `my_layers.py`")
+    assert module.startswith("# my_layers.py\n")
     name = f"my_layers_{tmp_path.name.replace('-', '_')}"
     (tmp_path / f"{name}.py").write_text(module)
     monkeypatch.chdir(tmp_path)
@@ -107,14 +156,17 @@ def test_the_command_line_outputs_quoted_in_the_readme_are_what_it_prints(tmp_pa
         assert capsys.readouterr().out.splitlines() == quoted[1:]
         assert cli.main(["check", f"{name}:make_doubled"]) == 1
         printed = capsys.readouterr().out
-        failure = _fenced("`dW` is doubled):").strip().splitlines()
+        # README's "What a failure message says" quotes this failure.
+        assert _page_with("## What a failure message says")[0] == README
+        failure = _fenced("## What a failure message says").strip().splitlines()
+        assert failure[0].startswith("gradient check of Doubled failed")
         assert printed.strip().splitlines()[-len(failure):] == failure
     finally:
         sys.modules.pop(name, None)
 
 
 def test_the_detailed_csv_quoted_in_the_readme_is_what_the_plugin_writes(pytester):
-    text = README.read_text(encoding="utf-8")
+    _, text = _page_with("test,layer,config,config.m,config.sizes,seed,tensor")
     start = text.index("test,layer,config,config.m,config.sizes,seed,tensor")
     quoted = text[start:text.index("```", start)].strip().splitlines()
     pytester.makepyfile(test_sample="""
@@ -126,7 +178,7 @@ def test_the_detailed_csv_quoted_in_the_readme_is_what_the_plugin_writes(pyteste
             W, b, x = rng.normal(size=(3, 2)), rng.normal(size=(3, 1)), rng.normal(size=(2, 4))
             check_gradients(Dense(W, b), x, config={"m": 4, "sizes": [2, 3]})
     """)
-    pytester.syspathinsert(str(README.parent))
+    pytester.syspathinsert(str(ROOT))
     pytester.runpytest("-p", "no:cacheprovider", "--gradcheck-report", "out").assert_outcomes(
         passed=1)
     written = (pytester.path / "out" / "gradcheck_detailed.csv").read_text().splitlines()
