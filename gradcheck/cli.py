@@ -350,8 +350,9 @@ def build_parser():
         "bench", formatter_class=formatter, epilog="exit codes: 0 done, 2 no benchmarks/ "
                                                    "directory; otherwise the benchmark's own",
         help="speed and memory of conv and pooling against torch (make bench)",
-        description="Run python -m benchmarks.bench_layers (and benchmarks.bench_checker when "
-                    "present) from the repository root; they write reports/bench_*.csv.")
+        description="Run python -m benchmarks.bench_layers, then benchmarks.bench_checker and "
+                    "benchmarks.bench_users (each when present) from the repository root; they "
+                    "write reports/bench_*.csv and reports/bench_users.md.")
     bench.add_argument("--quick", action="store_true", default=False,
                        help="a few small shapes only (passed on to each benchmark)")
     bench.set_defaults(run=_bench)
