@@ -45,7 +45,7 @@ def _call(what, caller, fn, *args):
 
 
 def as_float(value, what, complex_=False, finite=True):
-    """``value`` as a float64 (or complex128) array: refuse other dtypes (and NaN/inf if ``finite``).
+    """``value`` as a float64 (or complex128) array; other dtypes (NaN/inf if ``finite``) refused.
 
     With ``complex_`` a real result is taken as complex with no imaginary
     part: an output that does not depend on the perturbed tensor stays real.
@@ -249,7 +249,7 @@ class Case:
         raise NotImplementedError
 
     def _gradients(self, douts):
-        """Fresh forward, then the user's backward given ``douts``: (dict of raw grads, douts as passed)."""
+        """Fresh forward, then the user's backward given ``douts``: (raw grads, douts as passed)."""
         raise NotImplementedError
 
     def _bind(self, name, array):
@@ -363,7 +363,7 @@ class Case:
 
     @contextmanager
     def swapped(self, name, array):
-        """Let the forward read ``array`` for tensor ``name`` for a while (complex step, transforms)."""
+        """Let the forward read ``array`` for tensor ``name`` for a while (complex step, etc.)."""
         original = self.tensors[name]
         self.tensors[name] = array
         self._bind(name, array)
@@ -610,7 +610,8 @@ class FunctionCase(Case):
         value, name = self.args[k], self.arg_names[k]
         if isinstance(value, dict):
             if not value:
-                raise ValueError(f"`{name}` (argument {k}) is an empty dict: nothing to differentiate")
+                raise ValueError(f"`{name}` (argument {k}) is an empty dict: nothing to "
+                                 "differentiate")
             for key, v in value.items():
                 validate_float(f"{name}[{key!r}]", v)
         else:

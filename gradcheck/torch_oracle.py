@@ -99,7 +99,9 @@ def torch_threads(threads):
 
 
 def torch_gradients(torch_fn, x, params, dout):
-    """Return ``{"x": dJ/dx, name: dJ/dparam}`` of a layer's torch twin, ``J = <dout, torch_fn(x, params)>``.
+    """Return ``{"x": dJ/dx, name: dJ/dparam}`` of a layer's torch twin.
+
+    ``J = <dout, torch_fn(x, params)>``.
 
     Parameters
     ----------
