@@ -49,11 +49,17 @@ def check_layer(layer, x, *, mode="auto", seed=0, dout=None, torch_fn=None, step
     ----------
     layer : Layer
         Has ``params`` (dict of float ndarrays, perturbed in place during the
-        check and restored bit for bit), ``grads`` (filled by backward, same
+        check and restored bit for bit; a read-only one is made writable for
+        the check and read-only again after, and refused by name when its
+        memory cannot be written), ``grads`` (filled by backward, same
         keys and shapes), ``forward(x) -> y`` and ``backward(dout) -> dx``. A
         layer with ``complex_safe = True`` is differentiated by complex step.
     x : ndarray, float64 (float32/float16 with a PrecisionWarning)
-        Not modified.
+        Not modified. Refused by name: a ``numpy.matrix`` (its ``*`` is a
+        matrix product: pass ``np.asarray(x)``), a masked array (the layer
+        may honour its mask while the check judges the data beneath it:
+        pass ``x.filled(value)``), an array with no entries, NaN or inf. The
+        same holds for every param and every differentiable argument.
     mode : {"auto", "full", "fast"}, default "auto"
         ``"full"``: every entry (by groups of entries that move disjoint
         outputs, 3 forward calls a group with central differences and 2 with
@@ -64,7 +70,9 @@ def check_layer(layer, x, *, mode="auto", seed=0, dout=None, torch_fn=None, step
         :data:`AUTO_MAX_SECONDS` at the measured cost of a call, fast beyond.
         ``TensorCheck.method`` says which was used, ``TensorCheck.plan`` why.
     seed : int, default 0
-        Seeds ``G`` and the random directions.
+        Seeds ``G`` and the random directions: a non-negative Python or NumPy
+        integer. None is refused, since a check is reproduced from its seed
+        (``result.seed``); for a random one pass ``secrets.randbelow(2**32)``.
     dout : ndarray, shape of ``layer.forward(x)``, optional
         The upstream gradient ``G`` to use instead of a random one.
     torch_fn : callable, optional
@@ -123,8 +131,15 @@ def check_layer(layer, x, *, mode="auto", seed=0, dout=None, torch_fn=None, step
     Raises
     ------
     TypeError, ValueError
-        For a layer that breaks the protocol or input it cannot take: the
-        message names the argument and its value.
+        For a layer that breaks the protocol, input it cannot take or a bad
+        option: the message names the argument and its value. Options are
+        validated once, by :func:`gradcheck.options.make_options`, before the
+        layer is called: numbers are Python or NumPy ints and floats (not
+        bools), flags True/False (NumPy's too), ``coloring`` and
+        ``fd_exclude`` keys name tensors of the check.
+    ModuleNotFoundError
+        A ``torch_fn`` is given and torch is not installed (the message says
+        ``pip install 'gradcheck[torch]'``).
 
     Warns
     -----
