@@ -170,10 +170,9 @@ def _is_int(value):
 
 
 def _mode(value):
-    if not isinstance(value, str):
-        raise TypeError(f"`mode` must be one of {MODES}, got {value!r} ({_type_name(value)})")
-    if value not in MODES:
-        raise ValueError(f"`mode` must be one of {MODES}, got {value!r}")
+    """One of :data:`MODES`; anything else (None, a number) is a ValueError, as a bad choice."""
+    if not (isinstance(value, str) and value in MODES):
+        raise ValueError(f"`mode` must be one of {MODES}, got {value!r} ({_type_name(value)})")
     return str(value)
 
 
@@ -287,8 +286,8 @@ def _by_tensor(key, value, tensors, kind):
                             f"{'a bool' if kind == 'bool' else 'an integer'} array")
         shape = None if tensors is None else tuple(np.shape(tensors[name]))
         if shape is not None and array.shape != shape:
-            raise ValueError(f"`{where}.shape` {array.shape} must equal the shape of tensor "
-                             f"{name!r}, {shape}")
+            raise ValueError(f"`{where}` must be {'a boolean' if kind == 'bool' else 'an integer'}"
+                             f" array of shape {shape} (tensor {name!r}), got shape {array.shape}")
         checked[name] = array
     return checked
 

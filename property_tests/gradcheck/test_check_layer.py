@@ -376,7 +376,8 @@ def test_an_excluded_entry_hides_nothing_else():
     ({"y": np.zeros((2, 4), bool)}, ValueError,
      r"`fd_exclude` has key 'y', which names no tensor .* \['x', 'W', 'b'\]"),
     ({"x": np.zeros((4, 2), bool)}, ValueError,
-     r"`fd_exclude\['x'\].shape` \(4, 2\) must equal the shape of tensor 'x', \(2, 4\)"),
+     r"`fd_exclude\['x'\]` must be a boolean array of shape \(2, 4\) \(tensor 'x'\), got "
+     r"shape \(4, 2\)"),
     ({"x": np.zeros((2, 4))}, TypeError,
      r"`fd_exclude\['x'\]` has dtype float64; it must be a bool array"),
 ])

@@ -72,7 +72,7 @@ BAD = [
     ("strict", None, TypeError), ("strict", 0, TypeError),
     ("seed", None, TypeError), ("seed", -1, ValueError), ("seed", 1.5, TypeError),
     ("seed", "abc", TypeError), ("seed", True, TypeError), ("seed", np.float64(2.0), TypeError),
-    ("mode", "slow", ValueError), ("mode", 3, TypeError), ("mode", np.array(["auto"]), TypeError),
+    ("mode", "slow", ValueError), ("mode", 3, ValueError), ("mode", np.array(["auto"]), ValueError),
     ("threads", 0, ValueError), ("threads", 1.0, TypeError), ("threads", True, TypeError),
     ("name", 3, TypeError), ("torch_fn", 3, TypeError), ("coloring", 1.0, TypeError),
     ("coloring", True, TypeError), ("fd_exclude", [], TypeError),
@@ -131,8 +131,8 @@ def test_a_coloring_of_the_wrong_shape_or_kind_is_refused_before_any_call():
 
     rng = np.random.default_rng(0)
     layer, x = Counting(rng.normal(size=(3, 2)), rng.normal(size=(3, 1))), rng.normal(size=(2, 4))
-    with pytest.raises(ValueError, match=r"`coloring\['W'\].shape` \(2, 3\) must equal the shape "
-                                         r"of tensor 'W', \(3, 2\)"):
+    with pytest.raises(ValueError, match=r"`coloring\['W'\]` must be an integer array of shape "
+                                         r"\(3, 2\) \(tensor 'W'\), got shape \(2, 3\)"):
         gradcheck.check_layer(layer, x, coloring={"W": np.zeros((2, 3), dtype=int)})
     with pytest.raises(TypeError, match=r"`coloring\['W'\]` is a numpy.matrix"):
         gradcheck.check_layer(layer, x, coloring={"W": np.asmatrix(np.zeros((3, 2), dtype=int))})
