@@ -137,7 +137,7 @@ def _limited_threads(threads):
 
 
 def _check(case, options):
-    exclude = _validate_exclude(options.fd_exclude, {k: v.shape for k, v in case.tensors.items()})
+    exclude = dict(options.fd_exclude or {})   # validated by make_options
     precision_name = np.result_type(*case.tensors.values()).name
     precision = PRECISIONS[precision_name]
     problems, hazards, checks = [], [], []
@@ -168,19 +168,6 @@ def _check(case, options):
     return CheckResult(layer=case.name, checks=tuple(checks), forward_calls=case.calls,
                        seed=options.seed, problems=tuple(problems), dtype=precision_name,
                        hazards=tuple(hazards), strict=options.strict, notes=tuple(case.notes))
-
-
-def _validate_exclude(fd_exclude, shapes):
-    if fd_exclude is None:
-        return {}
-    for key, mask in fd_exclude.items():
-        if key not in shapes:
-            raise ValueError(f"`fd_exclude` has key {key!r}; the tensors are {sorted(shapes)}")
-        if not isinstance(mask, np.ndarray) or mask.dtype != bool or mask.shape != shapes[key]:
-            got = getattr(mask, "shape", type(mask).__name__), getattr(mask, "dtype", None)
-            raise ValueError(f"`fd_exclude[{key!r}]` must be a boolean array of shape "
-                             f"{shapes[key]}, got shape/dtype {got}")
-    return dict(fd_exclude)
 
 
 #: The stream of the random upstream gradient: ``default_rng([seed, G_STREAM])``.
@@ -358,12 +345,7 @@ def _colorings(case, name, shape, given):
     """The groupings known for one tensor, best first: given by the caller, declared by the code."""
     found = []
     if given is not None and name in given:
-        colors = given[name]
-        if not (isinstance(colors, np.ndarray) and colors.shape == shape
-                and np.issubdtype(colors.dtype, np.integer)):
-            raise ValueError(f"`coloring[{name!r}]` must be an integer array of shape {shape}, "
-                             f"got {getattr(colors, 'shape', type(colors).__name__)}")
-        found.append((f"coloring[{name!r}]", colors))
+        found.append((f"coloring[{name!r}]", given[name]))   # validated by make_options
     declared = case.declared_coloring(name, shape)
     if declared is not None:
         found.append(declared)
