@@ -311,7 +311,7 @@ def pytest_sessionfinish(session):
 
 @pytest.fixture(scope="session")
 def check_gradients(pytestconfig):
-    """A callable ``check_gradients(layer, x, *, config=None, **options)``: see :class:`Recorder`."""
+    """A callable ``check_gradients(layer, x, *, config=None, **options)``: a :class:`Recorder`."""
     return pytestconfig.stash[_KEY]
 
 

@@ -137,3 +137,72 @@ def test_summary_md_gives_the_right_verdicts_per_family(tmp_path):
     assert "| family | oracle | bugs | correct | hazards |" in text
     assert "| activation | auto |  | 1 / 1 | 1 / 1 |" in text
     assert "| dense | auto | 1 / 2 |  |  |" in text
+
+
+def test_each_panel_of_errors_png_has_its_own_order(tmp_path):
+    from gradcheck.report import DETAILED_CSV, panel_orders, read_detailed
+
+    detailed = read_detailed(_folder(tmp_path) / DETAILED_CSV)
+    # Against finite differences Near is the closest; against torch Far (which fails) is: one
+    # order shared by the panels would put the same layer on top of both.
+    assert panel_orders(detailed) == {"finite_differences": ["Near", "Far", "Zero"],
+                                      "torch": ["Far", "Near"]}
+
+
+def _drawn_errors_png(tmp_path, monkeypatch):
+    """The figure of errors.png for _folder's CSVs, kept open for inspection."""
+    from gradcheck.report import DETAILED_CSV, import_pyplot, plot_errors, read_detailed
+
+    plt = import_pyplot()
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    plot_errors(read_detailed(_folder(tmp_path) / DETAILED_CSV), tmp_path / "e.png")
+    (figure,) = figures
+    figure.canvas.draw()
+    return figure
+
+
+def _top_to_bottom(ax):
+    ticks = sorted(zip(ax.get_yticks(), ax.get_yticklabels()), key=lambda t: -t[0])
+    return [label.get_text() for _, label in ticks]
+
+
+def test_errors_png_puts_zeros_apart_and_the_tolerance_labels_beside_their_lines(
+        tmp_path, monkeypatch):
+    figure = _drawn_errors_png(tmp_path, monkeypatch)
+    try:
+        fd, torch = figure.axes[:2]
+        assert [fd.get_title(), torch.get_title()] == ["finite_differences", "torch"]
+        assert _top_to_bottom(fd) == ["Near", "Far", "Zero"]
+        assert _top_to_bottom(torch) == ["Far", "Near"]
+        # Zero's three exact zeros: at a tick "0" left of every other tick, with their count.
+        fd_ticks = [(x, label.get_text()) for x, label in zip(fd.get_xticks(),
+                                                               fd.get_xticklabels())]
+        assert fd_ticks[0][1] == "0" and all(x > fd_ticks[0][0] for x, _ in fd_ticks[1:])
+        assert "×3" in [text.get_text() for text in fd.texts]
+        # No exact zero against torch: no "0" column there.
+        assert "0" not in [label.get_text() for label in torch.get_xticklabels()]
+        # Each tolerance label ends left of its line: no line strikes through it.
+        renderer = figure.canvas.get_renderer()
+        for ax, tolerance in ((fd, 1e-6), (torch, 1e-10)):
+            (label,) = [t for t in ax.texts if t.get_text().startswith("tolerance")]
+            assert label.get_text() == f"tolerance {tolerance:.0e}"
+            line_x = ax.transData.transform((tolerance, 0))[0]
+            box = label.get_window_extent(renderer)
+            assert box.x1 < line_x and line_x - box.x1 < 10, (box, line_x)
+        # The layout leaves room for the y-axis label: it is inside the picture.
+        assert type(figure.get_layout_engine()).__name__ == "ConstrainedLayoutEngine"
+        ylabel = fd.yaxis.label.get_window_extent(renderer)
+        assert fd.yaxis.label.get_text().startswith("layer")
+        assert ylabel.x0 >= 0 and ylabel.y0 >= 0 and ylabel.y1 <= figure.bbox.height
+    finally:
+        import matplotlib.pyplot as plt
+
+        monkeypatch.undo()
+        plt.close(figure)
+
+
+def test_summary_md_leaves_the_seed_and_the_nondifferentiable_count_to_the_csv(tmp_path):
+    write_readable_report(_folder(tmp_path))
+    text = (tmp_path / SUMMARY_MD).read_text(encoding="utf-8")
+    assert "seed" not in text and "nondifferentiable" not in text

@@ -1,0 +1,148 @@
+"""`gradcheck report` on damaged CSVs: exit 2, the file and the line named, nothing written."""
+
+import pandas as pd
+import pytest
+
+from gradcheck.cli import EXIT_USAGE, main
+from gradcheck.report import (
+    BENCH_PNG, DETAILED_CSV, DETECTION_CSV, ERRORS_PNG, SUMMARY_CSV, SUMMARY_MD,
+    DamagedReportError, read_report_csv, write_readable_report,
+)
+from property_tests.gradcheck.test_summary import _folder
+
+BENCH_LAYERS_CSV = "bench_layers.csv"
+
+
+def _lines(path):
+    return path.read_text(encoding="utf-8").splitlines(keepends=True)
+
+
+def _unterminated_quote(folder):
+    # Line 3 (the second row): the config cell loses its closing quote, so the quote
+    # runs into the next row.
+    path = folder / DETAILED_CSV
+    lines = _lines(path)
+    assert lines[2].count('1}"') == 1
+    lines[2] = lines[2].replace('1}"', "1}")
+    path.write_text("".join(lines), encoding="utf-8")
+    return DETAILED_CSV, 3, "quote"
+
+
+def _cut_inside_quotes(folder):
+    # The file ends inside the quoted config cell of its last row (line 16).
+    path = folder / DETAILED_CSV
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text[:text.rindex('""n""')], encoding="utf-8")
+    return DETAILED_CSV, 16, "never closed"
+
+
+def _cut_short(folder):
+    # The last row (line 16) ends after its oracle: a truncated file.
+    path = folder / DETAILED_CSV
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text[:text.rindex(",torch,") + len(",torch")], encoding="utf-8")
+    return DETAILED_CSV, 16, "truncated"
+
+
+def _empty(folder):
+    (folder / DETECTION_CSV).write_bytes(b"")
+    return DETECTION_CSV, 1, "empty"
+
+
+def _header_only(folder):
+    path = folder / DETAILED_CSV
+    path.write_text(_lines(path)[0], encoding="utf-8")
+    return DETAILED_CSV, 1, "no rows"
+
+
+def _wrong_columns(folder):
+    # The summary's columns where the detailed table's should be.
+    (folder / DETAILED_CSV).write_bytes((folder / SUMMARY_CSV).read_bytes())
+    return DETAILED_CSV, 1, "lacks the column(s) test, config, seed"
+
+
+def _wrong_type(folder):
+    path = folder / DETAILED_CSV
+    lines = _lines(path)
+    assert lines[5].count(",True,") == 1
+    lines[5] = lines[5].replace(",True,", ",yes,")
+    path.write_text("".join(lines), encoding="utf-8")
+    return DETAILED_CSV, 6, "column 'passed': 'yes' is not True or False"
+
+
+def _extra_field(folder):
+    path = folder / DETECTION_CSV
+    lines = _lines(path)
+    lines[2] = lines[2].rstrip("\n") + ",surplus\n"
+    path.write_text("".join(lines), encoding="utf-8")
+    return DETECTION_CSV, 3, "8 field(s), the header (line 1) has 7"
+
+
+def _damaged_summary(folder):
+    # The summary CSV is not read for summary.md, but it is checked too.
+    path = folder / SUMMARY_CSV
+    lines = _lines(path)
+    lines[1] = lines[1].replace("finite_differences,3,", "finite_differences,three,", 1)
+    path.write_text("".join(lines), encoding="utf-8")
+    return SUMMARY_CSV, 2, "column 'cases': 'three' is not an integer"
+
+
+def _damaged_bench(folder):
+    path = folder / BENCH_LAYERS_CSV
+    lines = _lines(path)
+    lines[2] = lines[2].replace(",3.0\n", ",fast\n")
+    path.write_text("".join(lines), encoding="utf-8")
+    return BENCH_LAYERS_CSV, 3, "column 'time_ratio': 'fast' is not a number"
+
+
+DAMAGES = [_unterminated_quote, _cut_inside_quotes, _cut_short, _empty, _header_only,
+           _wrong_columns, _wrong_type, _extra_field, _damaged_summary, _damaged_bench]
+
+
+@pytest.mark.parametrize("damage", DAMAGES, ids=[d.__name__.strip("_") for d in DAMAGES])
+def test_a_damaged_csv_is_named_with_its_line_and_nothing_is_written(tmp_path, capsys, damage):
+    folder = _folder(tmp_path, bench=True)
+    name, line, problem = damage(folder)
+    assert main(["report", "--dir", str(folder)]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"{folder / name}:{line}: " in err, err
+    assert problem in err, err
+    assert "nothing written" in err and "Traceback" not in err, err
+    for picture in (SUMMARY_MD, ERRORS_PNG, BENCH_PNG):
+        assert not (folder / picture).exists(), picture
+    with pytest.raises(DamagedReportError) as raised:
+        write_readable_report(folder)
+    assert (raised.value.path.name, raised.value.line) == (name, line)
+    assert isinstance(raised.value, ValueError)
+
+
+def test_the_line_counts_the_lines_of_a_quoted_field_that_spans_several(tmp_path):
+    path = tmp_path / DETECTION_CSV
+    pd.DataFrame([
+        {"case": "a", "family": "f", "kind": "bug", "oracle": "auto", "passed_check": False,
+         "expected": True, "diagnosis": "first line\nsecond line\nthird line"},
+        {"case": "b", "family": "f", "kind": "typo", "oracle": "auto", "passed_check": True,
+         "expected": True, "diagnosis": ""},
+    ]).to_csv(path, index=False)
+    # The first row takes lines 2-4, so the second starts on line 5, as an editor shows it.
+    with pytest.raises(DamagedReportError, match=r":5: column 'kind': 'typo' is not one of "
+                                                 r"bug, correct, hazard"):
+        read_report_csv(path)
+
+
+def test_blank_lines_and_a_missing_final_newline_are_no_damage(tmp_path):
+    folder = _folder(tmp_path)
+    path = folder / DETECTION_CSV
+    path.write_text(path.read_text(encoding="utf-8").rstrip("\n") + "\n\n", encoding="utf-8")
+    detailed = folder / DETAILED_CSV
+    detailed.write_text(detailed.read_text(encoding="utf-8").rstrip("\n"), encoding="utf-8")
+    assert [p.name for p in write_readable_report(folder)] == [SUMMARY_MD, ERRORS_PNG]
+    assert len(read_report_csv(path)) == 2 and len(read_report_csv(detailed)) == 15
+
+
+def test_read_report_csv_needs_a_schema_for_an_unknown_file(tmp_path):
+    path = tmp_path / "other.csv"
+    path.write_text("a\n1\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="`path`.*other.csv.*no schema"):
+        read_report_csv(path)
+    assert list(read_report_csv(path, {"a": "int"})["a"]) == [1]
