@@ -45,6 +45,10 @@ _ROWS_OUTPUT = "gradcheck_rows"
 _DETECTIONS_OUTPUT = "gradcheck_detections"
 
 
+#: The verdict each kind of catalog case should get (``expected_verdict`` of detection.csv).
+EXPECTED_VERDICTS = {"bug": "fail", "correct": "pass", "hazard": "pass, hazard reported"}
+
+
 def _plain(value):
     """``value`` as a plain Python object (numpy scalars and arrays converted), for JSON."""
     if isinstance(value, np.generic):
@@ -139,7 +143,8 @@ class Recorder:
         self.detections.append(_plain_row({
             "test": self.current_test,
             "case": case, "family": family, "kind": kind, "oracle": oracle,
-            "passed_check": result.passed, "expected": expected,
+            "expected_verdict": EXPECTED_VERDICTS[kind],
+            "passed_check": result.passed, "as_expected": expected,
             "diagnosis": "; ".join(result.problems + result.hazards) or (
                 "; ".join(first.diagnosis) if first is not None else ""),
         }))

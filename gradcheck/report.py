@@ -52,14 +52,15 @@ SUMMARY_ROWS = 20
 #: The command that installs what the reports need (pandas and matplotlib).
 INSTALL_REPORT_EXTRA = "pip install 'gradcheck[report]'"
 #: Columns of the detection table, in order.
-DETECTION_COLUMNS = ["case", "family", "kind", "oracle", "passed_check", "expected", "diagnosis"]
+DETECTION_COLUMNS = ["case", "family", "kind", "oracle", "expected_verdict", "passed_check",
+                     "as_expected", "diagnosis"]
 
 #: The fixed columns of the detailed table, in order; the ``config.<key>`` columns of the
 #: cases' configuration keys come right after ``config`` (see :func:`detailed_table`).
 DETAILED_COLUMNS = [
     "test", "layer", "config", "seed", "tensor", "gradient", "oracle", "shape", "size",
     "max_rel_error", "max_abs_error", "tolerance", "mismatched", "excluded", "nondifferentiable",
-    "tied", "method", "plan", "passed", "forward_calls", "self_checks", "reproduce",
+    "tied", "method", "plan", "unjudged", "passed", "forward_calls", "self_checks", "reproduce",
 ]
 #: Columns of the summary table, in order.
 SUMMARY_COLUMNS = [
@@ -77,7 +78,7 @@ _DETAILED_KINDS = {
     "gradient": "name", "oracle": "name", "shape": "name", "size": "int",
     "max_rel_error": "float?", "max_abs_error": "float?", "tolerance": "tolerance",
     "mismatched": "int", "excluded": "int", "nondifferentiable": "int", "tied": "int",
-    "method": "name", "plan": "text", "passed": "bool", "forward_calls": "int",
+    "method": "name", "plan": "text", "unjudged": "text", "passed": "bool", "forward_calls": "int",
     "self_checks": "text", "reproduce": "text",
 }
 _SUMMARY_KINDS = {
@@ -88,7 +89,8 @@ _SUMMARY_KINDS = {
 }
 _DETECTION_KINDS = {
     "case": "name", "family": "text", "kind": ("bug", "correct", "hazard"), "oracle": "name",
-    "passed_check": "bool", "expected": "bool", "diagnosis": "text",
+    "expected_verdict": ("fail", "pass", "pass, hazard reported"), "passed_check": "bool",
+    "as_expected": "bool", "diagnosis": "text",
 }
 #: Per CSV the report reads, its required columns and what their cells may hold; other
 #: columns may be there too (their types are inferred, see :func:`read_report_csv`). Of
@@ -262,7 +264,7 @@ def detection_rates(detections):
         bugs, correct = rows[rows["kind"] == "bug"], rows[rows["kind"] == "correct"]
         hazards = rows[rows["kind"] == "hazard"]
         caught, alarms = int((~bugs["passed_check"]).sum()), int((~correct["passed_check"]).sum())
-        reported = int(hazards["expected"].astype(bool).sum())
+        reported = int(hazards["as_expected"].astype(bool).sum())
         lines.append(
             f"{oracle}: bugs caught {caught} / {len(bugs)} "
             f"({100.0 * caught / max(len(bugs), 1):.1f}%), false alarms {alarms} / {len(correct)} "
@@ -271,7 +273,7 @@ def detection_rates(detections):
                else ""))
         missed = list(bugs.loc[bugs["passed_check"], "case"]) + \
             list(correct.loc[~correct["passed_check"], "case"]) + \
-            list(hazards.loc[~hazards["expected"].astype(bool), "case"])
+            list(hazards.loc[~hazards["as_expected"].astype(bool), "case"])
         if missed:
             lines.append(f"  unexpected verdicts: {', '.join(missed)}")
     return lines
@@ -290,7 +292,7 @@ def detection_by_family(detections):
         cells = []
         for kind in ("bug", "correct", "hazard"):
             of_kind = group[group["kind"] == kind]
-            cells.append(f"{int(of_kind['expected'].astype(bool).sum())} / {len(of_kind)}"
+            cells.append(f"{int(of_kind['as_expected'].astype(bool).sum())} / {len(of_kind)}"
                          if len(of_kind) else "")
         rows.append((family, oracle, *cells))
     return rows

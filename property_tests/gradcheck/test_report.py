@@ -217,6 +217,18 @@ def test_hazard_cases_are_expected_to_pass_with_a_hazard():
     assert "unexpected verdicts: c" in lines[1]
 
 
+def test_each_detection_row_says_the_verdict_its_kind_expects():
+    recorder = Recorder()
+    layer_passes = gradcheck.check_layer(Dense(np.ones((2, 2)), np.zeros((2, 1))), np.ones((2, 3)))
+    verdicts = [recorder.record_detection(case=kind, family="f", kind=kind, oracle="o",
+                                          result=layer_passes)
+                for kind in ("bug", "correct", "hazard")]
+    assert verdicts == [False, True, False]
+    assert [(row["expected_verdict"], row["passed_check"], row["as_expected"])
+            for row in recorder.detections] == [("fail", True, False), ("pass", True, True),
+                                                ("pass, hazard reported", True, False)]
+
+
 def test_the_plugin_writes_nothing_without_the_option(pytester):
     pytester.makepyfile(test_inner=INNER_TEST)
     pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1, failed=1)

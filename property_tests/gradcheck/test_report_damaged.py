@@ -5,7 +5,7 @@ import pytest
 
 from gradcheck.cli import EXIT_USAGE, main
 from gradcheck.report import (
-    BENCH_PNG, DETAILED_CSV, DETECTION_CSV, ERRORS_PNG, SUMMARY_CSV, SUMMARY_MD,
+    BENCH_PNG, DETAILED_CSV, DETECTION_COLUMNS, DETECTION_CSV, ERRORS_PNG, SUMMARY_CSV, SUMMARY_MD,
     DamagedReportError, read_report_csv, write_readable_report,
 )
 from property_tests.gradcheck.test_summary import _folder
@@ -75,7 +75,8 @@ def _extra_field(folder):
     lines = _lines(path)
     lines[2] = lines[2].rstrip("\n") + ",surplus\n"
     path.write_text("".join(lines), encoding="utf-8")
-    return DETECTION_CSV, 3, "8 field(s), the header (line 1) has 7"
+    width = len(DETECTION_COLUMNS)
+    return DETECTION_CSV, 3, f"{width + 1} field(s), the header (line 1) has {width}"
 
 
 def _damaged_summary(folder):
@@ -119,10 +120,11 @@ def test_a_damaged_csv_is_named_with_its_line_and_nothing_is_written(tmp_path, c
 def test_the_line_counts_the_lines_of_a_quoted_field_that_spans_several(tmp_path):
     path = tmp_path / DETECTION_CSV
     pd.DataFrame([
-        {"case": "a", "family": "f", "kind": "bug", "oracle": "auto", "passed_check": False,
-         "expected": True, "diagnosis": "first line\nsecond line\nthird line"},
-        {"case": "b", "family": "f", "kind": "typo", "oracle": "auto", "passed_check": True,
-         "expected": True, "diagnosis": ""},
+        {"case": "a", "family": "f", "kind": "bug", "oracle": "auto", "expected_verdict": "fail",
+         "passed_check": False, "as_expected": True,
+         "diagnosis": "first line\nsecond line\nthird line"},
+        {"case": "b", "family": "f", "kind": "typo", "oracle": "auto", "expected_verdict": "fail",
+         "passed_check": True, "as_expected": True, "diagnosis": ""},
     ]).to_csv(path, index=False)
     # The first row takes lines 2-4, so the second starts on line 5, as an editor shows it.
     with pytest.raises(DamagedReportError, match=r":5: column 'kind': 'typo' is not one of "

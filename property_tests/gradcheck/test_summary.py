@@ -39,9 +39,10 @@ def _rows():
 
 DETECTIONS = [
     {"case": "dense_db", "family": "dense", "kind": "bug", "oracle": "auto",
-     "passed_check": False, "expected": True, "diagnosis": "a constant factor"},
+     "expected_verdict": "fail", "passed_check": False, "as_expected": True,
+     "diagnosis": "a constant factor"},
     {"case": "relu", "family": "activation", "kind": "correct", "oracle": "auto",
-     "passed_check": True, "expected": True, "diagnosis": ""},
+     "expected_verdict": "pass", "passed_check": True, "as_expected": True, "diagnosis": ""},
 ]
 
 
@@ -128,9 +129,11 @@ def test_summary_md_gives_the_right_verdicts_per_family(tmp_path):
     folder = _folder(tmp_path)
     pd.DataFrame(DETECTIONS + [
         {"case": "inplace", "family": "activation", "kind": "hazard", "oracle": "auto",
-         "passed_check": True, "expected": True, "diagnosis": "hazard"},
+         "expected_verdict": "pass, hazard reported", "passed_check": True, "as_expected": True,
+         "diagnosis": "hazard"},
         {"case": "missed", "family": "dense", "kind": "bug", "oracle": "auto",
-         "passed_check": True, "expected": False, "diagnosis": ""},
+         "expected_verdict": "fail", "passed_check": True, "as_expected": False,
+         "diagnosis": ""},
     ]).to_csv(folder / "detection.csv", index=False)
     write_readable_report(folder)
     text = (folder / SUMMARY_MD).read_text(encoding="utf-8")
