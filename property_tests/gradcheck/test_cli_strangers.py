@@ -6,7 +6,9 @@ Hypothesis draws the module's behaviour from a space of faults people meet: a
 factory that raises, calls ``sys.exit`` with any code or is interrupted, a module
 that exits while it is imported, a layer that exits or is interrupted in its
 forward or its backward, an optional package missing, and malformed
-``MODULE:FACTORY`` strings.
+``MODULE:FACTORY`` strings; and ``gradcheck report`` on folders whose CSVs were cut,
+edited byte by byte or emptied: exit 0 having written the report, or 2 having
+written nothing, never a traceback.
 """
 
 import itertools
@@ -156,3 +158,42 @@ def test_a_gradient_the_differences_cannot_resolve_is_unjudged_and_exits_1(folde
     assert code == 1
     assert out.splitlines()[1].split()[-1] == "unjudged"
     assert "could not be judged" in out
+
+
+# -------------------------------------------------------------- damaged report folders
+
+_DAMAGES = st.sampled_from(["cut", "byte", "drop line", "duplicate line", "empty"])
+_BYTES = st.sampled_from(list(b'",\n\r;x0 \x00\xff'))
+
+
+@settings(max_examples=30, derandomize=True, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), damage=_DAMAGES)
+def test_a_damaged_report_folder_exits_0_or_2_and_never_half_writes(tmp_path_factory, capsys,
+                                                                     data, damage):
+    from property_tests.gradcheck.test_summary import _folder
+
+    folder = _folder(tmp_path_factory.mktemp("report"))
+    name = data.draw(st.sampled_from(sorted(p.name for p in folder.glob("*.csv"))), label="csv")
+    path = folder / name
+    raw = bytearray(path.read_bytes())
+    lines = raw.splitlines(keepends=True)
+    if damage == "cut":
+        raw = raw[:data.draw(st.integers(0, len(raw) - 1), label="at")]
+    elif damage == "byte":
+        raw[data.draw(st.integers(0, len(raw) - 1), label="at")] = data.draw(_BYTES, label="b")
+    elif damage in ("drop line", "duplicate line"):
+        at = data.draw(st.integers(0, len(lines) - 1), label="line")
+        lines[at:at + 1] = [] if damage == "drop line" else [lines[at], lines[at]]
+        raw = b"".join(lines)
+    else:
+        raw = b""
+    path.write_bytes(bytes(raw))
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    code, out, err = _run(capsys, "report", "--dir", str(folder))
+    assert "Traceback" not in err
+    if code == 2:
+        assert "damaged CSV" in err or "no gradcheck CSV" in err or "error" in err
+        assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # nothing written
+    else:
+        assert code == 0 and "written:" in out
