@@ -580,7 +580,7 @@ def _full(probing, tensor, colorings, give_up=False):
             tensor.how = (f"in {groups} group{'s' if groups > 1 else ''} of entries that move "
                           f"disjoint outputs ({source})")
             return found.grad, method, rounding
-        if not source.startswith("found") and not found.at_kinks:
+        if not source.startswith("found") and not found.blameless:
             warnings.warn(GroupingWarning(
                 f"{source} puts entries of {tensor.name!r} that move a common output in one "
                 "group; checked entry by entry instead"), stacklevel=5)

@@ -437,15 +437,17 @@ class Grouped:
         one group (the grouping was wrong; nothing is assumed then).
     calls : int
     groups : int
-    at_kinks : bool
-        When ``grad`` is None: every output that refused the grouping was bent
-        by a kink or a tie within the step (it may well be right elsewhere).
+    blameless : bool
+        When ``grad`` is None: no output showed the grouping wrong. Every
+        output that refused it was bent by a kink or a tie within the step, or
+        too much of the change sat in outputs too noisy to name their owner
+        (a saturated softmax): the grouping may well be right.
     """
 
     grad: object
     calls: int
     groups: int
-    at_kinks: bool = False
+    blameless: bool = False
 
 
 MAX_GROUP = 10_000
@@ -526,7 +528,7 @@ def grouped_difference(evaluate, array, dout, colors, *, step=STEP, complex_=Fal
             # whatever it shares; a small group is not worth halving.
             if not halved and not found.few_wrong:
                 return Grouped(grad=None, calls=prober.calls, groups=len(groups),
-                               at_kinks=found.at_kinks)
+                               blameless=found.blameless)
             half = len(members) // 2
             stack += [(members[:half], True), (members[half:], True)]
             continue
@@ -601,9 +603,11 @@ class GroupProbe:
     few_wrong : bool
         Whether those are few enough among the moved outputs (at most 1 %,
         and 64) to be kinks within a step rather than a wrong grouping.
-    at_kinks : bool
-        Whether every unmatched output is bent by a kink or a tie within the
-        step (central differences): no evidence that the grouping is wrong.
+    blameless : bool
+        Whether no output is evidence that the grouping is wrong: every
+        unmatched output is bent by a kink or a tie within the step (central
+        differences), or the group was refused only because outputs too
+        noisy to name an owner carry too much of the change.
     owned : ndarray of int, shape ``(members,)``
         The outputs each member was found to own.
     """
@@ -612,7 +616,7 @@ class GroupProbe:
     wrong: int
     few_wrong: bool
     rounding: np.ndarray
-    at_kinks: bool = False
+    blameless: bool = False
     owned: np.ndarray | None = None
 
 
@@ -709,10 +713,10 @@ def probe_group(prober, members, dout, y0=None):
     match = np.maximum(1e-6, (10 if prober.complex_ else 100) * noise[moved]
                        / np.abs(d1[moved]))
     clear = match < np.min(np.diff(np.sort(ratios))) / 4
-    wrong = clear & (np.abs(ratio - ratios[owner]) > match * ratios[owner])
+    mismatched = clear & (np.abs(ratio - ratios[owner]) > match * ratios[owner])
     weight = np.abs(g[moved] * d1[moved])
-    if np.sum(weight[~clear]) > 1e-2 * np.sum(weight):
-        wrong = wrong | ~clear
+    unclear = np.sum(weight[~clear]) > 1e-2 * np.sum(weight)
+    wrong = mismatched | ~clear if unclear else mismatched
     margin = 1e7 if prober.complex_ else 1e8
     # An output still in one probe but clearly moved in the other: two entries
     # cancelled (a saturated output that rounds to no change at all is not
@@ -726,11 +730,12 @@ def probe_group(prober, members, dout, y0=None):
     # alone when halved, or one at a time.
     bent = (np.zeros(len(at), dtype=bool) if prober.complex_
             else ~smooth_outputs(y_plus, y_minus, y_0))
-    unbent = int(np.count_nonzero(wrong & ~bent[moved]))
-    unbent += int(np.count_nonzero(cancelled & ~bent))
+    # Evidence against the grouping: a clear mismatch or a cancellation that no kink bends.
+    evidence = int(np.count_nonzero(mismatched & ~bent[moved]))
+    evidence += int(np.count_nonzero(cancelled & ~bent))
     return GroupProbe(share=share, wrong=wrong_count,
                       few_wrong=wrong_count <= min(_BISECT_OUTPUTS, int(moved.sum()) // 100),
-                      at_kinks=wrong_count > 0 and unbent == 0,
+                      blameless=wrong_count > 0 and evidence == 0,
                       owned=np.bincount(owner, minlength=len(members)),
                       rounding=np.bincount(owner, weights=size[moved], minlength=len(members))
                       / (t1 / 2))
