@@ -201,6 +201,13 @@ def _entry_point(made, factory):
                      f"with args a tuple, got {got}")
 
 
+def _raised_by_user_code(error):
+    """Whether ``error`` came out of the user's forward, backward or torch_fn (the checker
+    notes where), rather than from the checker refusing its input."""
+    return any(note.startswith(("(raised inside ", "(raised by torch.autograd.grad"))
+               for note in getattr(error, "__notes__", ()))
+
+
 def _check(args):
     factory = load_factory(args.factory, "MODULE:FACTORY")
     torch_fn = load_factory(args.torch, "--torch") if args.torch else None
@@ -214,6 +221,8 @@ def _check(args):
         result = call(mode=args.mode, seed=args.seed, complex_step=args.complex_step,
                       torch_fn=torch_fn)
     except (TypeError, ValueError) as error:
+        if _raised_by_user_code(error):
+            raise     # a bug in the user's code: its traceback, exit 2 (see main)
         raise UsageError(f"MODULE:FACTORY {args.factory!r}: {entry} refused it: "
                          f"{error}") from error
     print(format_table(result))

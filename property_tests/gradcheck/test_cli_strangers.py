@@ -197,3 +197,24 @@ def test_a_damaged_report_folder_exits_0_or_2_and_never_half_writes(tmp_path_fac
         assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # nothing written
     else:
         assert code == 0 and "written:" in out
+
+
+@pytest.mark.parametrize("where", ["fwd", "bwd"])
+def test_a_value_error_inside_the_layer_is_shown_as_its_own_not_as_a_refusal(folder, capsys,
+                                                                              where):
+    # A shape bug in a backward raises ValueError: the user needs its traceback and the
+    # note saying where it was raised, not "check_layer refused it".
+    name = _write(folder, **{where: "raise ValueError('operands could not be broadcast')"})
+    code, out, err = _run(capsys, "check", f"{name}:factory")
+    assert code == 2 and "passed" not in out
+    assert "refused it" not in err
+    assert "Traceback" in err and "ValueError: operands could not be broadcast" in err
+    assert "raised inside layer." + ("forward" if where == "fwd" else "backward") in err
+
+
+def test_a_bad_option_is_still_a_refusal_naming_it(folder, capsys, monkeypatch):
+    name = _write(folder)
+    monkeypatch.setattr(cli, "_entry_point", lambda made, factory: (
+        "check_layer", lambda **o: __import__("gradcheck").check_layer(*made, seed=-1)))
+    code, _, err = _run(capsys, "check", f"{name}:factory")
+    assert code == 2 and "check_layer refused it" in err and "`seed`" in err
