@@ -272,16 +272,51 @@ class _XdistController:
 
 
 def _require_report_extra(config):
-    """Refuse ``--gradcheck-report`` at the start when pandas is missing (not after the tests)."""
+    """Refuse ``--gradcheck-report`` at the start (not after the tests) when pandas is missing
+    or its directory cannot be written (:func:`_prepare_report_dir`)."""
     out_dir = config.getoption("--gradcheck-report", None)
-    if not out_dir or _is_xdist_worker(config):
+    if out_dir is None or _is_xdist_worker(config):
         return
+    if not out_dir.strip():
+        raise pytest.UsageError(f"--gradcheck-report {out_dir!r}: an empty path; give the "
+                                "directory to write the reports to (e.g. reports)")
     from gradcheck.report import MissingExtraError, import_pandas
 
     try:
         import_pandas()
     except MissingExtraError as error:
         raise pytest.UsageError(f"--gradcheck-report {out_dir}: {error}") from None
+    problem = _prepare_report_dir(out_dir)
+    if problem:
+        raise pytest.UsageError(f"--gradcheck-report {out_dir}: {problem}; give a directory "
+                                "that exists or can be created, and can be written to")
+
+
+def _prepare_report_dir(out_dir):
+    """Create the directory ``out_dir`` if missing and try writing a file in it.
+
+    Returns
+    -------
+    str or None
+        Why the reports cannot be written there, or None when they can (the
+        directory then exists; the trial file is removed).
+    """
+    import tempfile
+    from pathlib import Path
+
+    path = Path(out_dir)
+    if path.exists() and not path.is_dir():
+        return "not a directory (a file is there)"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return f"the directory cannot be created ({error.strerror or error})"
+    try:
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        return f"the directory cannot be written to ({error.strerror or error})"
+    return None
 
 
 def pytest_configure(config):
@@ -327,7 +362,7 @@ def gradcheck_recorder(pytestconfig):
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    out_dir = config.getoption("--gradcheck-report")
+    out_dir = config.getoption("--gradcheck-report")   # checked at configure: None or usable
     recorder = config.stash.get(_KEY, None)
     if recorder is None or _is_xdist_worker(config):
         return

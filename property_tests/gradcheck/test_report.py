@@ -407,3 +407,61 @@ def test_the_summary_names_the_speed_ups_on_user_style_layers():
     ])
     (line,) = [x for x in bench_goal_lines(None, rows) if "user-style" in x]
     assert line.endswith("times faster: conv 100.0× (goals in bench_users.md)")
+
+
+RUN_MARK_TEST = """
+from pathlib import Path
+
+
+def test_runs():
+    Path("ran").touch()
+"""
+
+
+def _a_file(root):
+    (root / "afile").write_text("not a directory")
+    return "afile", "not a directory (a file is there)"
+
+
+def _under_a_file(root):
+    (root / "afile").write_text("not a directory")
+    return "afile/reports", "the directory cannot be created (Not a directory)"
+
+
+def _read_only(root):
+    if os.geteuid() == 0:
+        pytest.skip("root writes into a read-only directory")
+    (root / "locked").mkdir(mode=0o500)
+    return "locked", "the directory cannot be written to (Permission denied)"
+
+
+def _empty_path(root):
+    return "", "an empty path"
+
+
+@pytest.mark.parametrize("bad", [_a_file, _under_a_file, _read_only, _empty_path],
+                         ids=lambda bad: bad.__name__.strip("_"))
+def test_the_plugin_refuses_a_report_dir_it_cannot_write_before_any_test(pytester, bad):
+    out, problem = bad(pytester.path)
+    pytester.makepyfile(test_inner=RUN_MARK_TEST)
+    result = pytester.runpytest_subprocess("--gradcheck-report", out, "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert f"--gradcheck-report {out or repr(out)}: {problem}" in err, err
+    assert "Traceback" not in err, err
+    assert not (pytester.path / "ran").exists()
+
+
+def test_the_plugin_creates_a_missing_report_dir_at_the_start_and_leaves_nothing_else(pytester):
+    pytester.makepyfile(test_inner="""
+from pathlib import Path
+
+
+def test_sees_the_folder():
+    assert Path("deep", "reports").is_dir()
+    assert list(Path("deep", "reports").iterdir()) == []   # no trial file left behind
+""")
+    result = pytester.runpytest_subprocess("--gradcheck-report", "deep/reports",
+                                           "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert list((pytester.path / "deep" / "reports").iterdir()) == []
