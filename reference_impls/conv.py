@@ -62,7 +62,7 @@ import numbers
 
 import numpy as np
 
-from reference_impls.dense import require_ndarray
+from reference_impls.dense import require_float_array, require_ndarray
 
 __all__ = ["conv2d_forward", "conv2d_backward", "Conv2D"]
 
@@ -694,10 +694,11 @@ class Conv2D:
     Parameters
     ----------
     W : ndarray, shape (f_H, f_W, n_C_prev, n_C)
-        Filters; stored as ``params["W"]`` *without copying* (an integer array
-        is converted to float64 first).
+        Filters, a float array (float64, float32 or float16; anything else,
+        a list or an integer array, is a TypeError naming it); stored as
+        ``params["W"]`` *without copying*.
     b : ndarray, shape (n_C,)
-        Biases; stored as ``params["b"]`` likewise.
+        Biases; a float array stored as ``params["b"]`` likewise.
     stride, padding, dilation
         As in :func:`conv2d_forward`; validated here, at construction.
 
@@ -718,11 +719,9 @@ class Conv2D:
 
     def __init__(self, W, b, *, stride=1, padding=0, dilation=1):
         self.stride, self.padding, self.dilation = _check_hyper(stride, padding, dilation)
+        require_float_array("W", W)
+        require_float_array("b", b)
         W, b = _check_weights(W, b)
-        if W.dtype.kind in "iu":
-            W = W.astype(np.float64)
-        if b.dtype.kind in "iu":
-            b = b.astype(np.float64)
         self.params = {"W": W, "b": b}
         self.grads = {}
         self._cache = None

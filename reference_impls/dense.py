@@ -27,6 +27,8 @@ The layer classes say so with the class attribute ``complex_safe = True``.
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 __all__ = [
@@ -54,6 +56,19 @@ def require_ndarray(name, array):
     """
     if not isinstance(array, np.ndarray):
         raise TypeError(f"`{name}` must be a numpy.ndarray, got {type(array).__name__}")
+
+
+def require_float_array(name, array):
+    """Raise a TypeError naming ``name`` unless ``array`` is a real floating numpy.ndarray.
+
+    The layer classes' constructors take their params so: the arrays are
+    stored as they are (not copied, not converted), so an integer array would
+    be computed with in integers and a list could not be perturbed in place.
+    """
+    require_ndarray(name, array)
+    if array.dtype.kind != "f":
+        raise TypeError(f"`{name}` must be a float array (float64, float32 or float16), got "
+                        f"dtype {array.dtype}: pass {name}.astype(np.float64)")
 
 
 def _require_matrix(name, array):
@@ -344,7 +359,10 @@ class Dense:
     Parameters
     ----------
     W : ndarray, shape (n, n_prev)
+        A float array (float64, float32 or float16); anything else is a
+        TypeError naming it.
     b : ndarray, shape (n, 1)
+        Likewise.
 
     Attributes
     ----------
@@ -359,6 +377,8 @@ class Dense:
     complex_safe = True
 
     def __init__(self, W, b):
+        require_float_array("W", W)
+        require_float_array("b", b)
         self.params = {"W": W, "b": b}
         self.grads = {}
         self._cache = None
@@ -466,11 +486,15 @@ class LeakyReLU(_Activation):
     Parameters
     ----------
     alpha : float, default 0.01
-        Slope for negative inputs.
+        Slope for negative inputs: a real number (Python or NumPy int or float,
+        not a bool; TypeError otherwise), finite (ValueError otherwise).
     """
 
     def __init__(self, alpha=0.01):
         super().__init__()
+        if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, numbers.Real):
+            raise TypeError(f"`alpha` must be a real number (the slope for negative inputs), "
+                            f"got {alpha!r} ({type(alpha).__name__})")
         if not np.isfinite(alpha):
             raise ValueError(f"`alpha` must be finite, got {alpha!r}")
         self.alpha = float(alpha)

@@ -24,6 +24,8 @@ import numbers
 
 import numpy as np
 
+from reference_impls.dense import require_float_array
+
 __all__ = ["batchnorm_forward", "batchnorm_backward", "BatchNorm"]
 
 
@@ -159,7 +161,10 @@ class BatchNorm:
     Parameters
     ----------
     gamma : ndarray, shape (n, 1)
+        A float array (float64, float32 or float16); anything else is a
+        TypeError naming it.
     beta : ndarray, shape (n, 1)
+        Likewise.
     eps : float, default 1e-5
         Must be finite and > 0.
 
@@ -176,6 +181,8 @@ class BatchNorm:
     complex_safe = True
 
     def __init__(self, gamma, beta, *, eps=1e-5):
+        require_float_array("gamma", gamma)
+        require_float_array("beta", beta)
         self.eps = _check_eps(eps)
         self.params = {"gamma": gamma, "beta": beta}
         self.grads = {}
