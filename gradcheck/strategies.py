@@ -20,6 +20,8 @@ Importing this module needs hypothesis; ``import gradcheck`` does not.
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from gradcheck.extras import require
@@ -43,11 +45,52 @@ def output_size(n, f, s=1, p=0, d=1):
     return max((n + 2 * p - d * (f - 1) - 1) // s + 1, 0)
 
 
+def _is_int(value):
+    """A Python or NumPy integer, not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
 def _validate_bounds(**bounds):
+    """Check each bound is an int (Python or NumPy, not a bool) of at least its minimum.
+
+    Returns the bounds as Python ints, in order. A bound of another type is a
+    ValueError too, as it always was here (one kind of error for a bad bound).
+    """
+    checked = []
     for name, value in bounds.items():
-        if not isinstance(value, int) or value < (0 if "padding" in name else 1):
-            raise ValueError(f"`{name}` must be an int >= {0 if 'padding' in name else 1}, "
-                             f"got {value!r}")
+        low = 0 if "padding" in name else 1
+        if not _is_int(value):
+            raise ValueError(f"`{name}` must be an int >= {low}, got {value!r} "
+                            f"({type(value).__name__})"
+                            + (f": pass {name}={int(value)}" if isinstance(value, float)
+                               and value.is_integer() else ""))
+        if value < low:
+            raise ValueError(f"`{name}` must be an int >= {low}, got {value!r}")
+        checked.append(int(value))
+    return checked
+
+
+def _validate_shape(shape):
+    """``shape`` (an int or a tuple of them, each >= 0; NumPy ints too) as a tuple of ints."""
+    items = (shape,) if _is_int(shape) else shape
+    if not isinstance(items, (tuple, list)) or not all(_is_int(n) for n in items):
+        raise TypeError(f"`shape` must be a tuple of ints (or one int), got {shape!r} "
+                        f"({type(shape).__name__})")
+    if any(n < 0 for n in items):
+        raise ValueError(f"`shape` must have no negative length, got {shape!r}")
+    return tuple(int(n) for n in items)
+
+
+def _validate_scale(scale):
+    """``scale`` as a float: a positive finite real number (Python or NumPy, not a bool)."""
+    if isinstance(scale, (bool, np.bool_)) or not isinstance(scale, (numbers.Real, np.number)) \
+            or isinstance(scale, np.complexfloating):
+        raise TypeError(f"`scale` must be a positive finite number, got {scale!r} "
+                        f"({type(scale).__name__})")
+    if not (np.isfinite(scale) and scale > 0):
+        raise ValueError(f"`scale` must be a positive finite number, got {scale!r}: the values "
+                         "are drawn as N(0, scale²) or multiples of it; e.g. scale=1.0")
+    return float(scale)
 
 
 def _pair(draw, high, label, low=1):
@@ -64,9 +107,14 @@ def dense_configs(*, max_units=6, max_examples=5):
         Largest ``n_prev`` and ``n``.
     max_examples : int, default 5
         Largest batch ``m``.
+
+    Raises
+    ------
+    ValueError
+        When the strategy is built, naming the bound: each is an int (Python or
+        NumPy, not a bool) >= 1 (``max_padding`` >= 0).
     """
-    _validate_bounds(max_units=max_units, max_examples=max_examples)
-    return _dense_configs(max_units, max_examples)
+    return _dense_configs(*_validate_bounds(max_units=max_units, max_examples=max_examples))
 
 
 @st.composite
@@ -93,12 +141,22 @@ def conv_configs(*, max_size=7, max_channels=3, max_examples=3, max_kernel=3,
         Upper bound of explicit padding (>= 0).
     allow_same : bool
         Whether ``"same"`` and ``"valid"`` may be drawn.
+
+    Raises
+    ------
+    ValueError, TypeError
+        When the strategy is built, naming the bound: each is an int (Python or
+        NumPy, not a bool) >= 1 (``max_padding`` >= 0);
+        ``allow_same`` True or False (TypeError).
     """
-    _validate_bounds(max_size=max_size, max_channels=max_channels, max_examples=max_examples,
-                     max_kernel=max_kernel, max_stride=max_stride, max_dilation=max_dilation,
-                     max_padding=max_padding)
-    return _conv_configs(max_size, max_channels, max_examples, max_kernel, max_stride,
-                         max_dilation, max_padding, allow_same)
+    bounds = _validate_bounds(max_size=max_size, max_channels=max_channels,
+                              max_examples=max_examples, max_kernel=max_kernel,
+                              max_stride=max_stride, max_dilation=max_dilation,
+                              max_padding=max_padding)
+    if not isinstance(allow_same, (bool, np.bool_)):
+        raise TypeError(f"`allow_same` must be True or False, got {allow_same!r} "
+                        f"({type(allow_same).__name__})")
+    return _conv_configs(*bounds, bool(allow_same))
 
 
 @st.composite
@@ -133,10 +191,16 @@ def pool_configs(*, max_size=7, max_channels=2, max_examples=2, max_window=3,
     The dict has ``n_H, n_W, n_C, m`` and pairs ``window``, ``stride`` (stride
     below the window gives overlapping windows, drawn on purpose as often as
     not) and ``padding`` (at most half the window per axis, as torch allows).
+
+    Raises
+    ------
+    ValueError
+        When the strategy is built, naming the bound: each is an int (Python or
+        NumPy, not a bool) >= 1.
     """
-    _validate_bounds(max_size=max_size, max_channels=max_channels, max_examples=max_examples,
-                     max_window=max_window, max_stride=max_stride)
-    return _pool_configs(max_size, max_channels, max_examples, max_window, max_stride)
+    return _pool_configs(*_validate_bounds(max_size=max_size, max_channels=max_channels,
+                                           max_examples=max_examples, max_window=max_window,
+                                           max_stride=max_stride))
 
 
 @st.composite
@@ -163,11 +227,20 @@ def arrays(shape, *, values=None, scale=1.0):
     Parameters
     ----------
     shape : tuple of int
+        Each length >= 0 (Python or NumPy ints, not bools); one int for 1-D.
     values : {"normal", "ties", "constant"}, optional
         ``"normal"``: ``N(0, scale²)``; ``"ties"``: integers 0, 1, 2 times
         ``scale`` (exact ties in most windows); ``"constant"``: one drawn value
         everywhere. Default: drawn from :data:`VALUES`.
     scale : float, default 1.0
+        A positive finite number.
+
+    Raises
+    ------
+    TypeError, ValueError
+        When the strategy is built, naming the argument: a ``shape`` that is
+        not ints or has a negative length, a ``scale`` that is not a positive
+        finite number, an unknown ``values``.
 
     Notes
     -----
@@ -175,6 +248,7 @@ def arrays(shape, *, values=None, scale=1.0):
     reproduced by its seed, and shrinking goes to seed 0 rather than towards
     arrays of zeros (which would sit on every ReLU kink).
     """
+    shape, scale = _validate_shape(shape), _validate_scale(scale)
     if values is not None and values not in VALUES:
         raise ValueError(f"`values` must be one of {VALUES} or None, got {values!r}")
     kinds = st.just(values) if values else st.sampled_from(VALUES)
@@ -183,7 +257,11 @@ def arrays(shape, *, values=None, scale=1.0):
 
 
 def make_array(shape, values, seed, *, scale=1.0):
-    """Return the float64 array :func:`arrays` draws for ``values`` and ``seed`` (reproduction)."""
+    """Return the float64 array :func:`arrays` draws for ``values`` and ``seed`` (reproduction).
+
+    ``shape`` and ``scale`` are refused as :func:`arrays` refuses them.
+    """
+    shape, scale = _validate_shape(shape), _validate_scale(scale)
     rng = np.random.default_rng(seed)
     if values == "normal":
         return rng.normal(scale=scale, size=shape)
