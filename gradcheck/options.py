@@ -256,14 +256,29 @@ def _torch_fn(value, torch_args):
 
 
 def _douts(dout):
-    """``dout`` as a tuple of float64 arrays (one per output), or None."""
+    """``dout`` as a tuple of float64 arrays (one per output), or None.
+
+    A tuple (or a list of arrays) is one array per output; a list of numbers or
+    lists, or a tuple holding a list, is refused as ambiguous, and so is a ``dout``
+    zero everywhere (every gradient would be 0 and any backward would pass).
+    """
     if dout is None:
         return None
+    if (isinstance(dout, list) and not all(isinstance(v, np.ndarray) for v in dout)) or (
+            isinstance(dout, tuple) and any(isinstance(v, (tuple, list)) for v in dout)):
+        raise TypeError(f"`dout` must be a numpy.ndarray (or, for a function with several "
+                        f"outputs, a tuple of them), got {_type_name(dout)}: pass "
+                        "np.array(dout)")
     douts = tuple(dout) if isinstance(dout, (tuple, list)) else (dout,)
     for k, value in enumerate(douts):
         validate_float("dout" if len(douts) == 1 else f"dout[{k}]",
                        np.asarray(value) if np.isscalar(value) else value, empty=True)
-    return tuple(np.asarray(value, dtype=np.float64) for value in douts)
+    douts = tuple(np.asarray(value, dtype=np.float64) for value in douts)
+    if any(d.size for d in douts) and not any(np.any(d) for d in douts):
+        raise ValueError("`dout` is zero everywhere: every gradient would be 0 and any backward "
+                         "would pass; leave it None (a random one) or give one with nonzero "
+                         "entries (zero for some outputs is fine)")
+    return douts
 
 
 def _by_tensor(key, value, tensors, kind):
@@ -290,6 +305,21 @@ def _by_tensor(key, value, tensors, kind):
                              f" array of shape {shape} (tensor {name!r}), got shape {array.shape}")
         checked[name] = array
     return checked
+
+
+def _fd_exclude(value, tensors, torch_fn):
+    """The ``fd_exclude`` masks; without ``torch_fn``, none may exclude a whole tensor."""
+    if value is None:
+        return None
+    masks = _by_tensor("fd_exclude", value, tensors, "bool")
+    if torch_fn is None:
+        for name, mask in masks.items():
+            if mask.size and mask.all():
+                raise ValueError(
+                    f"`fd_exclude[{name!r}]` excludes every entry of {name!r}: nothing of "
+                    f"{name!r} would be compared and any gradient of it would pass; exclude "
+                    "some entries only, or give `torch_fn` to compare them against torch")
+    return masks
 
 
 def _coloring(value, tensors):
@@ -331,9 +361,15 @@ def make_options(given, *, tensors=None, torch_args=None):
         True, False or None and ``strict`` True or False (NumPy bools too);
         ``threads`` None or a positive integer; ``name`` None or a str;
         ``torch_fn`` None or a callable taking ``torch_args`` (torch then
-        installed); ``dout`` None, a finite float array or a tuple of them;
-        ``fd_exclude`` (bool) and ``coloring`` (integer, or False) dicts keyed
-        by tensor names with arrays of the tensor's shape.
+        installed); ``dout`` None, a finite float array or a tuple of them
+        (a nested list is refused as ambiguous), not zero everywhere
+        (every gradient would be 0 and any backward would pass; zero for some
+        outputs is fine); ``fd_exclude`` (bool) and ``coloring`` (integer, or
+        False) dicts keyed by tensor names with arrays of the tensor's shape.
+        Without ``torch_fn``, an ``fd_exclude`` mask may not exclude every
+        entry of its tensor: nothing of that tensor would be compared (with
+        ``torch_fn`` the excluded entries are still compared against torch,
+        so any mask is taken).
     ModuleNotFoundError
         A ``torch_fn`` is given and torch is not installed.
     """
@@ -347,8 +383,7 @@ def make_options(given, *, tensors=None, torch_args=None):
         fd_tolerance=_positive("fd_tolerance", o["fd_tolerance"]),
         torch_tolerance=_positive("torch_tolerance", o["torch_tolerance"]),
         complex_step=_flag("complex_step", o["complex_step"], none=True), name=_name(o["name"]),
-        fd_exclude=(None if o["fd_exclude"] is None
-                    else _by_tensor("fd_exclude", o["fd_exclude"], tensors, "bool")),
+        fd_exclude=_fd_exclude(o["fd_exclude"], tensors, o["torch_fn"]),
         coloring=_coloring(o["coloring"], tensors), strict=_flag("strict", o["strict"]),
         threads=_threads(o["threads"]))
     # last: with every other option valid, torch is imported only for a check that will run
