@@ -91,10 +91,12 @@ class _InPlace:
 
     ``intact`` finds and undoes writes by the user's code; ``restore`` puts
     back the original objects and values (and drops keys the code added).
+    ``holder``: the object whose ``params`` attribute the dict is (a layer, a
+    model); code that rebinds it to another dict is found and undone too.
     """
 
-    def __init__(self, owner, where, keys=None):
-        self.owner, self.where = owner, where
+    def __init__(self, owner, where, keys=None, holder=None):
+        self.owner, self.where, self.holder = owner, where, holder
         keys = list(owner) if keys is None else list(keys)
         self.snapshot = {k: owner[k].copy() for k in keys}
         self.originals = {k: owner[k] for k in keys}
@@ -103,6 +105,12 @@ class _InPlace:
 
     def intact(self, when):
         problems = []
+        if self.holder is not None and getattr(self.holder, "params", None) is not self.owner:
+            problems.append(f"{when} replaced {self.where} by another object (it rebinds "
+                            "self.params, and a caller's optimizer would update a dict the code "
+                            "no longer reads); gradcheck put the original back, and puts it "
+                            "back before each call")
+            self._rebind()
         for key, before in self.snapshot.items():
             if self.owner.get(key) is not self.originals[key]:
                 problems.append(f"{when} replaced {self.where}[{key!r}] by another object; "
@@ -114,7 +122,25 @@ class _InPlace:
                 np.copyto(self.owner[key], before)
         return problems
 
+    def reattach(self):
+        """Point ``holder.params`` at the dict again if the code rebound it (before a call).
+
+        The entries gradcheck moves are the original dict's: a call that
+        reads a dict the code made in a previous call would see none of them.
+        ``intact`` reports the rebinding; this keeps the verdict about the
+        gradients.
+        """
+        if self.holder is not None and getattr(self.holder, "params", None) is not self.owner:
+            self._rebind()
+
+    def _rebind(self):
+        try:
+            self.holder.params = self.owner
+        except (AttributeError, TypeError):       # a read-only property: nothing to undo
+            pass
+
     def restore(self):
+        self.reattach()
         for key in set(self.owner) - self.all_keys:
             del self.owner[key]           # keys the user's code added
         for key, value in self.originals.items():
@@ -166,6 +192,40 @@ def _addresses(array):
     base = array.__array_interface__["data"][0]
     index = np.indices(array.shape).reshape(array.ndim, -1)
     return base + (np.asarray(array.strides, dtype=np.int64)[:, None] * index).sum(axis=0)
+
+
+def _self_overlapping(array):
+    """Whether two entries of ``array`` share memory (a broadcast or overlapping strided view)."""
+    if array.size <= 1:
+        return False
+    if array.flags.c_contiguous or array.flags.f_contiguous:
+        return False
+    if any(s == 0 and n > 1 for s, n in zip(array.strides, array.shape)):
+        return True                       # a broadcast axis
+    axes = sorted((abs(s), n) for s, n in zip(array.strides, array.shape) if n > 1)
+    span = array.itemsize                 # bytes covered by the axes of smaller strides
+    for stride, n in axes:
+        if stride < span:
+            break
+        span = stride * (n - 1) + span
+    else:
+        return False                      # nested strides: every entry has its own bytes
+    addresses = np.sort(_addresses(array))
+    return bool(np.any(np.diff(addresses) < array.itemsize))
+
+
+def require_own_entries(name, array):
+    """Raise a ValueError naming ``name`` if entries of ``array`` share memory.
+
+    Params are perturbed in place, one entry (or group) at a time: in a
+    broadcast (``np.broadcast_to``) or an overlapping ``as_strided`` view,
+    moving one entry moves others, and every derivative would be wrong.
+    """
+    if _self_overlapping(array):
+        raise ValueError(
+            f"entries of `{name}` share memory (a broadcast or overlapping strided view): "
+            "gradcheck moves params in place, and moving one entry would move several; pass "
+            f"a copy ({name} = np.array({name}))")
 
 
 def find_aliases(arrays, where):
@@ -395,14 +455,16 @@ class LayerCase(Case):
         super().__init__(label, tensors, labels, "layer.forward(x)", "layer.backward(dout)")
         self.torch_args = ("x", "params")
         self._tie(dict(layer.params), "layer.params")
-        self.params = _InPlace(layer.params, "layer.params")   # last: it may unlock params
+        self.params = _InPlace(layer.params, "layer.params",   # last: it may unlock params
+                               holder=layer)
 
     def _bind(self, name, array):
         if name != "x":
-            self.layer.params[name] = array
+            self.params.owner[name] = array       # the caller's dict, which forward reads
 
     def _outputs(self, watch):
         x_in = self.tensors["x"].copy()
+        self.params.reattach()
         out = _call(self.forward_what, self.caller, self.layer.forward, x_in)
         if isinstance(out, (tuple, list, dict)):
             raise TypeError(f"`{self.forward_what}` returned {_describe(out)}; a layer's forward "
@@ -468,6 +530,7 @@ def _validate_layer(layer):
         if key == "x":
             raise ValueError("`layer.params` may not have a key 'x': it names the input in results")
         validate_float(f"layer.params[{key!r}]", value)
+        require_own_entries(f"layer.params[{key!r}]", value)
 
 
 # -------------------------------------------------------------------------- functions
@@ -527,7 +590,12 @@ class FunctionCase(Case):
 
     caller = "check_function"
 
-    def __init__(self, forward, backward, args, *, wrt=None, name=None, owner=None):
+    #: Why the params of the object a method is bound to cannot be checked (set by
+    #: :class:`ValueAndGradCase`), said where the check cannot go on without them.
+    owner_problem = None
+
+    def __init__(self, forward, backward, args, *, wrt=None, name=None, owner=None,
+                 holder=None):
         self.forward, self.backward = forward, backward
         self.args = list(args)
         self.arg_names = _parameter_names(forward, len(self.args))
@@ -554,6 +622,7 @@ class FunctionCase(Case):
             keys = [k for k, v in owner.items() if _is_float_array(v)]
             for key in keys:
                 validate_float(f"params[{key!r}]", owner[key])
+                require_own_entries(f"params[{key!r}]", owner[key])
             for key in keys:
                 tname = str(key) if str(key) not in tensors else f"params[{key!r}]"
                 tensors[tname] = owner[key]
@@ -562,7 +631,8 @@ class FunctionCase(Case):
             raise ValueError(
                 f"`args` of {self.fn_name} hold no floating-point array to differentiate "
                 f"(got {', '.join(type(a).__name__ for a in self.args) or 'none'}): pass the "
-                "float64 inputs as numpy arrays, or name them with `wrt`")
+                "float64 inputs as numpy arrays, or name them with `wrt`"
+                + (f"; and the {self.owner_problem}" if self.owner_problem else ""))
         labels = {t: "d" + t for t in tensors}
         signature = ", ".join(self.arg_names)
         super().__init__(str(name) if name is not None else self.fn_name, tensors, labels,
@@ -572,7 +642,8 @@ class FunctionCase(Case):
         if owner is not None:
             self._tie({tname: tensors[tname] for (where, _), tname in self.tensor_of.items()
                        if where == "params"}, "params")
-            self.owner = _InPlace(owner, "params", keys)   # last: it may unlock params
+            self.owner = _InPlace(owner, "params", keys,   # last: it may unlock params
+                                  holder=holder)
 
     def _backward_what(self):
         return f"{_function_name(self.backward)}(dout, cache)"
@@ -662,6 +733,8 @@ class FunctionCase(Case):
 
     def _run_forward(self):
         call = self._call_args()
+        if self.owner is not None:
+            self.owner.reattach()
         result = _call(self.forward_what, self.caller, self.forward, *call)
         return call, result
 
@@ -734,7 +807,8 @@ class FunctionCase(Case):
                 f"per differentiable argument of {self.fn_name}, in order ({names})"
                 + (f"; not differentiated: {', '.join(passed_through)} (only numpy float "
                    "arrays and dicts of them are)" if passed_through else "")
-                + "; pass `wrt` (positions or names) to say which arguments are differentiated")
+                + "; pass `wrt` (positions or names) to say which arguments are differentiated"
+                + (f"; the {self.owner_problem}" if self.owner_problem else ""))
 
     def intact(self, when):
         return self.owner.intact(when) if self.owner is not None else []
@@ -783,13 +857,40 @@ def _kind(value):
 
 
 def _owner_params(fn):
-    """The ``params`` dict of the object a bound method (or a partial of one) belongs to."""
+    """The object a bound method (or a partial of one) belongs to, its ``params`` dict, and why
+    that dict cannot be checked (None when it can, or when the object has no ``params``).
+
+    Returns ``(holder, params, problem)``: ``params`` is None unless it is a
+    dict holding float arrays. A ``params`` that is a list or tuple of float
+    arrays (a model's parameters not keyed by name) is refused here; other
+    problems (an empty dict, one with no float array) are said only when the
+    check cannot go on without the params (a method may differentiate its
+    arguments alone).
+    """
     while isinstance(fn, functools.partial):
         fn = fn.func
-    params = getattr(getattr(fn, "__self__", None), "params", None)
+    holder = getattr(fn, "__self__", None)
+    if holder is None or not hasattr(holder, "params"):
+        return None, None, None
+    params, where = holder.params, f"`params` of the {type(holder).__name__} object"
     if isinstance(params, dict) and any(_is_float_array(v) for v in params.values()):
-        return params
-    return None
+        return holder, params, None
+    if isinstance(params, (tuple, list)) and any(_is_float_array(v) for v in params):
+        raise TypeError(
+            f"{where} that {_function_name(fn)} is bound to must be a dict of float arrays "
+            f"(name -> array), got {type(params).__name__}: gradcheck moves each array by "
+            f"its name, and {_function_name(fn)} returns their gradients as a dict keyed alike")
+    if not isinstance(params, dict):
+        problem = (f"{where} it is bound to is a {type(params).__name__}, not a dict of float "
+                   "arrays (name -> array)")
+    elif not params:
+        problem = f"{where} it is bound to is an empty dict: nothing to differentiate"
+    else:
+        kinds = ", ".join(f"{k!r}: {_kind(v)}" for k, v in list(params.items())[:3])
+        problem = (f"{where} it is bound to holds no float array to differentiate ({kinds}"
+                   f"{', ...' if len(params) > 3 else ''}): convert them with "
+                   ".astype(np.float64)")
+    return holder, None, problem
 
 
 class ValueAndGradCase(FunctionCase):
@@ -807,8 +908,8 @@ class ValueAndGradCase(FunctionCase):
     caller = "check_value_and_grad"
 
     def __init__(self, fn, args, *, wrt=None, name=None):
-        owner = _owner_params(fn)
-        super().__init__(fn, None, args, wrt=wrt, name=name, owner=owner)
+        holder, owner, self.owner_problem = _owner_params(fn)
+        super().__init__(fn, None, args, wrt=wrt, name=name, owner=owner, holder=holder)
         self.forward_what = f"{self.fn_name}({', '.join(self.arg_names)})"
 
     def _backward_what(self):
@@ -841,6 +942,10 @@ class ValueAndGradCase(FunctionCase):
                     and len(dicts) == 1:
                 self._keep_only(dicts)               # a loss of (params, X, y): X is data
             if isinstance(returned, dict) and not any(s.keys is not None for s in self.slots):
+                if self.owner_problem:
+                    raise ValueError(
+                        f"`{self.fn_name}` returned its gradients as a dict (keys "
+                        f"{sorted(returned)}), but the {self.owner_problem}")
                 raise ValueError(
                     f"`{self.fn_name}` returned its gradients as a dict (keys "
                     f"{sorted(returned)}), but no argument is a dict of float arrays and it is "

@@ -182,6 +182,12 @@ def _validated(case, given):
     return options
 
 
+def _require_callable(name, value):
+    """Raise a TypeError naming ``name`` and ``value`` unless ``value`` is callable."""
+    if not callable(value):
+        raise TypeError(f"`{name}` must be callable, got {value!r} ({type(value).__name__})")
+
+
 def assert_layer_gradients(layer, x, **options):
     """Check a layer like :func:`check_layer` and raise if any gradient is wrong.
 
@@ -278,6 +284,8 @@ def check_function(forward, backward, *args, wrt=None, **options):
     >>> result.passed, sorted(result.max_rel_error)
     (True, ['w', 'x'])
     """
+    _require_callable("forward", forward)
+    _require_callable("backward", backward)
     case = FunctionCase(forward, backward, args, wrt=wrt)
     return check(case, _validated(case, options))
 
@@ -338,6 +346,7 @@ def check_value_and_grad(fn, *args, wrt=None, **options):
     >>> gradcheck.check_value_and_grad(squared_norm, np.arange(4.0)).passed
     True
     """
+    _require_callable("fn", fn)
     case = ValueAndGradCase(fn, args, wrt=wrt)
     return check(case, _validated(case, options))
 
