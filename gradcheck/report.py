@@ -71,22 +71,26 @@ SUMMARY_COLUMNS = [
 ]
 
 # What a cell of a column may hold (see CSV_SCHEMAS): "text" anything ("" too), "name"
-# nonempty text, "int" an integer, "float?" a number or empty (NaN; nan and inf are numbers),
-# "tolerance" a positive number, "bool" True or False, a tuple: one of its texts.
+# nonempty text, "int" an integer, "count" an integer ≥ 0, "float?" a number or empty (NaN;
+# nan and inf are numbers), "error" a number ≥ 0, nan and inf included, never empty (the
+# writer writes a NaN error as nan), "tolerance" a positive number, "bool" True or False,
+# "config" a JSON object or empty, a tuple: one of its texts.
 _DETAILED_KINDS = {
-    "test": "text", "layer": "name", "config": "text", "seed": "int", "tensor": "name",
-    "gradient": "name", "oracle": "name", "shape": "name", "size": "int",
-    "max_rel_error": "float?", "max_abs_error": "float?", "tolerance": "tolerance",
-    "mismatched": "int", "excluded": "int", "nondifferentiable": "int", "tied": "int",
-    "method": "name", "plan": "text", "unjudged": "text", "passed": "bool", "forward_calls": "int",
-    "self_checks": "text", "reproduce": "text",
+    "test": "text", "layer": "name", "config": "config", "seed": "int", "tensor": "name",
+    "gradient": "name", "oracle": "name", "shape": "name", "size": "count",
+    "max_rel_error": "error", "max_abs_error": "error", "tolerance": "tolerance",
+    "mismatched": "count", "excluded": "count", "nondifferentiable": "count", "tied": "count",
+    "method": "name", "plan": "text", "unjudged": "text", "passed": "bool",
+    "forward_calls": "count", "self_checks": "text", "reproduce": "text",
 }
 _SUMMARY_KINDS = {
-    "layer": "name", "gradient": "name", "oracle": "name", "cases": "int",
-    "max_rel_error": "float?", "median_rel_error": "float?", "max_abs_error": "float?",
-    "tolerance": "tolerance", "excluded": "int", "nondifferentiable": "int", "tied": "int",
-    "methods": "text", "failed_cases": "int", "passed": "bool",
+    "layer": "name", "gradient": "name", "oracle": "name", "cases": "count",
+    "max_rel_error": "error", "median_rel_error": "error", "max_abs_error": "error",
+    "tolerance": "tolerance", "excluded": "count", "nondifferentiable": "count", "tied": "count",
+    "methods": "text", "failed_cases": "count", "passed": "bool",
 }
+#: The columns of errors: written with NaN as ``nan`` (not an empty cell), see write_reports.
+_ERROR_COLUMNS = ("max_rel_error", "median_rel_error", "max_abs_error")
 _DETECTION_KINDS = {
     "case": "name", "family": "text", "kind": ("bug", "correct", "hazard"), "oracle": "name",
     "expected_verdict": ("fail", "pass", "pass, hazard reported"), "passed_check": "bool",
@@ -328,9 +332,16 @@ def write_reports(rows, out_dir):
     detailed = detailed_table(rows)
     summary = summary_table(detailed)
     paths = (out / DETAILED_CSV, out / SUMMARY_CSV)
-    detailed.to_csv(paths[0], index=False, float_format="%.6e")
-    summary.to_csv(paths[1], index=False, float_format="%.6e")
+    _errors_as_text(detailed).to_csv(paths[0], index=False, float_format="%.6e")
+    _errors_as_text(summary).to_csv(paths[1], index=False, float_format="%.6e")
     return summary, paths
+
+
+def _errors_as_text(frame):
+    """``frame`` with its error columns as ``%.6e`` texts: a NaN error (a NaN gradient) is
+    written ``nan``, not as the empty cell pandas writes for NaN, which the reader refuses."""
+    return frame.assign(**{name: [f"{value:.6e}" for value in frame[name]]
+                           for name in _ERROR_COLUMNS if name in frame.columns})
 
 
 def _ratio(errors, tolerances):
@@ -426,16 +437,18 @@ class DamagedReportError(ValueError):
     ----------
     path : Path
         The file.
-    line : int
+    line : int or None
         The line of the first problem, 1-based as an editor shows it (for a row
-        spread over several lines by a quoted field, the line it starts on).
+        spread over several lines by a quoted field, the line it starts on);
+        None when the problem is the file as a whole (a directory, unreadable).
     problem : str
         What is wrong there.
     """
 
     def __init__(self, path, line, problem):
         self.path, self.line, self.problem = Path(path), line, problem
-        super().__init__(f"{path}:{line}: {problem}")
+        super().__init__(f"{path}:{line}: {problem}" if line is not None
+                         else f"{path}: {problem}")
 
 
 _INT_TEXT = re.compile(r"[+-]?[0-9]+\Z")
@@ -461,8 +474,20 @@ def _cell_problem(kind, text):
         return None if text else "is empty"
     if kind == "int":
         return None if _is_int(text) else "is not an integer"
+    if kind == "count":
+        if not _is_int(text):
+            return "is not an integer"
+        return None if int(text) >= 0 else "is negative (a count or size is ≥ 0)"
     if kind == "float?":
         return None if text == "" or _FLOAT_TEXT.match(text) else "is not a number"
+    if kind == "error":
+        if text == "":
+            return "is empty: an error is a number (nan when there is none)"
+        if not _FLOAT_TEXT.match(text):
+            return "is not a number"
+        return None if not float(text) < 0 else "is negative (an error is ≥ 0)"
+    if kind == "config":
+        return _config_problem(text)
     if kind == "tolerance":
         ok = bool(_FLOAT_TEXT.match(text)) and 0 < float(text) < math.inf
         return None if ok else "is not a positive number"
@@ -471,13 +496,27 @@ def _cell_problem(kind, text):
     return None if text in kind else f"is not one of {', '.join(kind)}"
 
 
+def _config_problem(text):
+    """Why ``text`` cannot be a ``config`` cell (a JSON object, or empty), or None."""
+    if text == "":
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        return f"is not JSON ({getattr(error, 'msg', error)}); a configuration is a JSON object"
+    if not isinstance(value, dict):
+        return (f"is JSON but a {type(value).__name__}, not an object; a configuration is a "
+                "JSON object")
+    return None
+
+
 def _column(pd, kind, texts):
     """The cells ``texts`` of a column of ``kind`` (already checked) as a pandas array."""
     import numpy as np
 
-    if kind == "int":
+    if kind in ("int", "count"):
         return np.array([int(t) for t in texts], dtype=np.int64)
-    if kind in ("float?", "tolerance"):
+    if kind in ("float?", "error", "tolerance"):
         return np.array([float(t) if t else math.nan for t in texts], dtype=np.float64)
     if kind == "bool":
         return np.array([t in _TRUE_TEXTS for t in texts], dtype=bool)
@@ -512,7 +551,11 @@ def _shown(text, width=40):
 
 def _records(path):
     """``(line, fields)`` of each nonblank row of the CSV at ``path``: the line it starts on."""
-    data = Path(path).read_bytes()
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise DamagedReportError(path, None, f"cannot be read ({error.strerror or error})"
+                                 ) from None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -806,6 +849,15 @@ def panel_orders(detailed):
             for oracle, rows in _closeness(detailed).groupby("oracle", sort=True)}
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _drawn(text):
+    """``text`` as a label of a plot: control characters (no glyph in any font: matplotlib
+    would warn) shown as escapes, ``\\x00``."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+
 def _log_ticks(low, high, zero_at=None):
     """Decade ticks from ``low`` to ``high`` (at most ~5, every k-th decade), after ``zero_at``
     when given."""
@@ -833,7 +885,8 @@ def plot_errors(detailed, path):
     label_inches = 0.075 * max(len(layer) for order in orders.values() for layer in order)
     fig, axes = plt.subplots(
         1, len(orders), squeeze=False, layout="constrained",
-        figsize=(len(orders) * (4.2 + label_inches) + 0.5, max(3.2, 0.42 * rows_max + 2.0)))
+        figsize=(max(7.5, len(orders) * (4.2 + label_inches) + 0.5),   # 7.5: the suptitle
+                 max(3.2, 0.42 * rows_max + 2.0)))
     rng = np.random.default_rng(0)
     for ax, (oracle, order) in zip(axes[0], orders.items()):
         rows = cases[cases["oracle"] == oracle]
@@ -842,7 +895,12 @@ def plot_errors(detailed, path):
         errors = np.where(errors == 0, 0.0, np.clip(errors, ERROR_FLOOR, 2.0))
         nonzero = errors[errors > 0]
         tolerances = sorted(rows["tolerance"].unique())
-        low = 10.0 ** math.floor(math.log10(nonzero.min() if len(nonzero) else tolerances[0]))
+        # The axis takes in the lowest tolerance too, with room for its label on its left,
+        # when every error is above it: else the line and the label fall off the panel (and
+        # constrained layout collapses the axes to make room for them).
+        lowest = nonzero.min() if len(nonzero) else tolerances[0]
+        low = 10.0 ** math.floor(math.log10(min(lowest, tolerances[0] / 100 if
+                                                tolerances[0] < lowest else lowest)))
         # Exact zeros, if any: a column of their own at the left edge, on a grey band.
         zero_at = low / 10 ** 2.5 if (errors == 0).any() else None
         high = 30 * max(tolerances[-1], errors.max())
@@ -894,9 +952,10 @@ def plot_errors(detailed, path):
         ax.xaxis.set_major_formatter(FuncFormatter(
             lambda x, _, zero=zero_at: "0" if x == zero else f"$10^{{{round(math.log10(x))}}}$"))
         ax.xaxis.set_minor_locator(NullLocator())
-        ax.set_yticks([rows_max - 1 - i for i in range(len(order))], order)
+        ax.set_yticks([rows_max - 1 - i for i in range(len(order))],
+                      [_drawn(layer) for layer in order])
         ax.set_ylim(-0.7, rows_max - 0.1 + 0.35 * len(tolerances))
-        ax.set_title(oracle)
+        ax.set_title(_drawn(oracle))
         ax.grid(axis="x", which="major", alpha=0.3)
         ax.set_xlabel("max relative error per case (log scale)")
     axes[0][0].set_ylabel("layer\n(closest to its tolerance on top)")
@@ -912,7 +971,7 @@ def plot_bench(bench_layers, path):
     """Draw ``bench.png``: time ratio ours / torch per shape, with the 1.0 and 2.0 goal lines."""
     plt = import_pyplot()
     rows = bench_layers.reset_index(drop=True)
-    labels = [f"{r.layer}  {r.shape}" for r in rows.itertuples()]
+    labels = [_drawn(f"{r.layer}  {r.shape}") for r in rows.itertuples()]
     colors = {layer: f"C{i}" for i, layer in enumerate(dict.fromkeys(rows["layer"]))}
     fig, ax = plt.subplots(figsize=(9, 0.32 * len(rows) + 1.6))
     y = list(range(len(rows)))[::-1]
@@ -958,12 +1017,17 @@ def write_readable_report(out_dir):
         When ``out_dir`` holds none of the gradcheck CSVs.
     DamagedReportError
         When one of the CSVs is damaged (empty, no rows, cut short, a quote
-        left open, a column missing, a cell of the wrong type): names the
-        file and the line; nothing is written.
+        left open, a column missing, a cell of the wrong type) or is a
+        directory: names the file and the line; nothing is written.
     MissingExtraError
         When pandas is not installed.
     """
     out = Path(out_dir)
+    for name in CSV_SCHEMAS:
+        path = out / name
+        if path.exists() and not path.is_file():
+            what = "a directory" if path.is_dir() else "not a regular file"
+            raise DamagedReportError(path, None, f"is {what}, not a CSV file")
     if not any((out / name).is_file() for name in (DETAILED_CSV, SUMMARY_CSV, DETECTION_CSV)):
         raise NoReportError(f"no gradcheck CSV ({DETAILED_CSV}, {SUMMARY_CSV} or "
                             f"{DETECTION_CSV}) in {out}")
