@@ -277,6 +277,9 @@ def _report(args):
                          ) from None
     except MissingExtraError as error:
         raise UsageError(f"gradcheck report: {error}") from None
+    except OSError as error:   # e.g. summary.md a directory, the folder read-only
+        raise UsageError(f"gradcheck report: cannot write the report in {args.dir}: {error}"
+                         ) from None
     for path in written:
         print(f"written: {path}")
     return EXIT_OK

@@ -263,3 +263,12 @@ def test_a_nan_error_of_a_real_check_is_written_as_nan_and_read_back(tmp_path):
         # label in (no "constrained_layout not applied" warning).
         warnings.simplefilter("error")
         assert [p.name for p in write_readable_report(tmp_path)] == [SUMMARY_MD, ERRORS_PNG]
+
+
+def test_a_report_that_cannot_be_written_exits_2_without_a_traceback(tmp_path, capsys):
+    folder = _folder(tmp_path)
+    (folder / SUMMARY_MD).mkdir()    # where summary.md goes, a directory
+    assert main(["report", "--dir", str(folder)]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"cannot write the report in {folder}: " in err and SUMMARY_MD in err, err
+    assert "Traceback" not in err, err
