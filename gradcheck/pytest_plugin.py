@@ -62,6 +62,37 @@ def _plain_row(row):
     return {key: _plain(value) for key, value in row.items()}
 
 
+def _json_value(value):
+    """``default`` of ``json.dumps`` for a configuration: NumPy scalars as the Python numbers
+    and bools they hold (``.item()``), arrays as lists, anything else as its ``str``."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return _plain(value)
+    return str(value)
+
+
+def _checked_config(config):
+    """``config`` (None or a dict with str keys) as the JSON of the ``config`` column.
+
+    Raises
+    ------
+    TypeError
+        When ``config`` is not None or a dict, or has a key that is not a str.
+    """
+    if config is None:
+        return "{}"
+    if not isinstance(config, dict):
+        raise TypeError(f"`config` must be a dict of the case's settings with str keys "
+                        f"(e.g. {{'m': 4}}) or None, got {type(config).__name__} {config!r}")
+    bad = [key for key in config if not isinstance(key, str)]
+    if bad:
+        raise TypeError(f"`config` keys must be str (they name the config.<key> columns), got "
+                        f"{type(bad[0]).__name__} {bad[0]!r}")
+    try:
+        return json.dumps(config, sort_keys=True, default=_json_value)
+    except (TypeError, ValueError) as error:   # a key of a nested dict, a circular reference
+        raise TypeError(f"`config` {config!r} cannot be written as JSON ({error})") from None
+
+
 def _shell_quote(text):
     """``text`` in single quotes for a POSIX shell (a ``'`` inside becomes ``'"'"'``)."""
     return "'" + text.replace("'", "'\"'\"'") + "'"
@@ -158,13 +189,21 @@ class Recorder:
         layer, x, **options
             As for :func:`gradcheck.check_layer`.
         config : dict, optional
-            The case's configuration (sizes, settings, seed), stored as JSON in
-            the report's ``config`` column.
+            The case's configuration (sizes, settings, seed), with str keys,
+            stored as JSON in the report's ``config`` column (NumPy scalars as
+            the numbers and bools they hold) and spread out in its
+            ``config.<key>`` columns.
 
         Returns
         -------
         CheckResult
+
+        Raises
+        ------
+        TypeError
+            When ``config`` is not a dict with str keys (before the check runs).
         """
+        _checked_config(config)
         return self.record(check_layer(layer, x, **self._defaults(options)), config)
 
     def function(self, forward, backward, *args, config=None, **options):
@@ -174,6 +213,7 @@ class Recorder:
         -------
         CheckResult
         """
+        _checked_config(config)
         return self.record(check_function(forward, backward, *args, **self._defaults(options)),
                            config)
 
@@ -184,6 +224,7 @@ class Recorder:
         -------
         CheckResult
         """
+        _checked_config(config)
         return self.record(check_value_and_grad(fn, *args, **self._defaults(options)), config)
 
     def _defaults(self, options):
@@ -201,8 +242,10 @@ class Recorder:
         ------
         GradientCheckError
             With the result's message and the command that reruns the test.
+        TypeError
+            When ``config`` is not None or a dict with str keys.
         """
-        config_json = json.dumps(config or {}, sort_keys=True, default=str)
+        config_json = _checked_config(config)
         command = self.reproduce() if not result.passed else ""
         self.rows.extend(_plain_row({"test": self.current_test, "config": config_json, **row,
                                      "reproduce": "" if row["passed"] else command})

@@ -527,7 +527,8 @@ def _column(pd, kind, texts):
 
 def _inferred_column(pd, texts):
     """A column not in the schema (``config.<key>``, a benchmark's): int64 (Int64 when some
-    cells are empty), float64, bool (boolean with gaps) or, else, strings with "" for empty."""
+    cells are empty), float64, bool (boolean with gaps) or, else, strings with "" for empty.
+    Integers beyond int64 stay exact: an object column of Python ints (None for empty)."""
     import numpy as np
 
     filled = [t for t in texts if t != ""]
@@ -536,6 +537,8 @@ def _inferred_column(pd, texts):
         if not gaps:
             return np.array([int(t) for t in texts], dtype=np.int64)
         return pd.array([int(t) if t else None for t in texts], dtype="Int64")
+    if filled and all(_INT_TEXT.match(t) for t in filled):   # some beyond int64: exact
+        return pd.Series([int(t) if t else None for t in texts], dtype=object).array
     if filled and all(_FLOAT_TEXT.match(t) for t in filled):
         return np.array([float(t) if t else math.nan for t in texts], dtype=np.float64)
     if filled and all(_is_bool(t) for t in filled):
@@ -676,9 +679,12 @@ def read_detailed(path):
         ``reproduce``, …) as strings with "" for an empty cell; ``seed``,
         ``size`` and the counts as int64; the errors and ``tolerance`` as
         float64; ``passed`` as bool. Each ``config.<key>`` column as its
-        cells are: int64 (Int64 when some rows lack the key), float64, bool
-        (boolean when some lack it), else strings ("" where a row lacks the
-        key, ``null`` for a None value).
+        cells are: int64 (Int64 when some rows lack the key; Python ints, object
+        dtype, when one is beyond int64), float64, bool (boolean when some lack
+        it), else strings ("" where a row lacks the key, ``null`` for a None
+        value). A key whose values differ in type across rows (``True``, ``1``,
+        ``"True"``) gives strings ("True", "1", "True"); an empty string reads as
+        a missing key: the ``config`` JSON tells them apart.
 
     Raises
     ------

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from gradcheck.report import DETAILED_COLUMNS, DETAILED_CSV, read_detailed, write_reports
 
@@ -85,3 +86,60 @@ def test_columns_without_gaps_come_back_as_plain_numpy_dtypes(tmp_path):
     assert frame["config.on"].dtype == bool and list(frame["config.on"]) == [False, True, False]
     # Empty in every row: strings, all "".
     assert list(frame["self_checks"]) == ["", "", ""] and list(frame["reproduce"]) == [""] * 3
+
+
+def _recorded(configs):
+    """The rows a Recorder keeps for one check per config (a passing check of 2 x)."""
+    from gradcheck.pytest_plugin import Recorder
+
+    recorder = Recorder()
+    for config in configs:
+        recorder.function(lambda x: 2 * x, lambda dout, x: 2 * dout, np.linspace(0.1, 1, 3),
+                          config=config)
+    return recorder.rows
+
+
+@pytest.mark.parametrize("config, said", [
+    ([1, 2], "got list [1, 2]"), ("m=4", "got str 'm=4'"), (("m", 4), "got tuple ('m', 4)"),
+    ({1: "a"}, "`config` keys must be str (they name the config.<key> columns), got int 1"),
+    ({"m": {(1, 2): 3}}, "`config` {'m': {(1, 2): 3}} cannot be written as JSON"),
+], ids=["list", "str", "tuple", "int key", "tuple key inside"])
+def test_the_fixture_refuses_a_config_that_is_not_a_dict_with_str_keys(config, said):
+    from gradcheck.pytest_plugin import Recorder
+
+    calls = []
+    with pytest.raises(TypeError) as raised:
+        Recorder().function(lambda x: calls.append(1) or 2 * x, lambda dout, x: 2 * dout,
+                            np.ones(2), config=config)
+    assert said in str(raised.value), str(raised.value)
+    assert calls == [] and "`config`" in str(raised.value)   # refused before the check runs
+
+
+def test_numpy_scalars_of_a_config_are_numbers_and_bools_in_its_json(tmp_path):
+    rows = _recorded([{"m": np.int64(3), "on": np.bool_(True), "lr": np.float32(0.5),
+                       "shape": np.array([2, 3])}])
+    assert json.loads(rows[0]["config"]) == {"m": 3, "on": True, "lr": 0.5, "shape": [2, 3]}
+    write_reports(rows, tmp_path)
+    frame = read_detailed(tmp_path / DETAILED_CSV)
+    assert frame["config.m"].dtype == np.int64 and frame["config.on"].dtype == bool
+    assert json.loads(frame["config"][0]) == {"m": 3, "on": True, "lr": 0.5, "shape": [2, 3]}
+
+
+def test_a_big_int_in_a_config_comes_back_exact(tmp_path):
+    rows = _recorded([{"n": 2 ** 70 + 1}, {"n": 3}, {}])
+    per = len(rows) // 3    # rows per check
+    write_reports(rows, tmp_path)
+    frame = read_detailed(tmp_path / DETAILED_CSV)
+    assert frame["config.n"].tolist() == [2 ** 70 + 1] * per + [3] * per + [None] * per
+    assert json.loads(frame["config"][0]) == {"n": 2 ** 70 + 1}
+
+
+def test_mixed_types_in_one_key_give_strings_and_the_json_keeps_them_apart(tmp_path):
+    # The documented rule (docs/reports.md): typed from the cells as text, all of them.
+    rows = _recorded([{"k": True}, {"k": 1}, {"k": "True"}, {"k": ""}, {}])
+    per = len(rows) // 5    # rows per check
+    write_reports(rows, tmp_path)
+    frame = read_detailed(tmp_path / DETAILED_CSV)
+    assert frame["config.k"].tolist()[::per] == ["True", "1", "True", "", ""]
+    assert [json.loads(text).get("k", "missing") for text in frame["config"][::per]] == [
+        True, 1, "True", "", "missing"]
