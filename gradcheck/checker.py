@@ -51,7 +51,10 @@ def check_layer(layer, x, *, mode="auto", seed=0, dout=None, torch_fn=None, step
         Has ``params`` (dict of float ndarrays, perturbed in place during the
         check and restored bit for bit; a read-only one is made writable for
         the check and read-only again after, and refused by name when its
-        memory cannot be written), ``grads`` (filled by backward, same
+        memory cannot be written or when entries of it share memory, as in a
+        broadcast or overlapping strided view: pass ``np.array(w)``; a layer
+        that rebinds ``self.params`` gets a hazard and its dict back before
+        each call), ``grads`` (filled by backward, same
         keys and shapes), ``forward(x) -> y`` and ``backward(dout) -> dx``. A
         layer with ``complex_safe = True`` is differentiated by complex step.
     x : ndarray, float64 (float32/float16 with a PrecisionWarning)
@@ -74,7 +77,9 @@ def check_layer(layer, x, *, mode="auto", seed=0, dout=None, torch_fn=None, step
         integer. None is refused, since a check is reproduced from its seed
         (``result.seed``); for a random one pass ``secrets.randbelow(2**32)``.
     dout : ndarray, shape of ``layer.forward(x)``, optional
-        The upstream gradient ``G`` to use instead of a random one.
+        The upstream gradient ``G`` to use instead of a random one; refused
+        when zero everywhere (every gradient would be 0 and any backward
+        would pass), taken when zero in places.
     torch_fn : callable, optional
         ``torch_fn(x, params) -> Tensor``, the same layer in torch (float64,
         same layout); adds the "torch" oracle. torch is imported only then.
@@ -96,6 +101,8 @@ def check_layer(layer, x, *, mode="auto", seed=0, dout=None, torch_fn=None, step
         Entries left out of the numerical comparison, by tensor (``"x"`` or a
         parameter name; mask of the tensor's shape), e.g. known kinks. They are
         still compared against torch; ``TensorCheck.excluded`` counts them.
+        Without ``torch_fn``, a mask of every entry of a tensor is refused:
+        nothing of it would be compared.
     coloring : dict of str to int ndarray, or False, optional
         Groups of entries, by tensor, that move disjoint sets of outputs: a full
         check then perturbs a whole group per forward call (Curtis–Powell–Reid).
@@ -229,7 +236,8 @@ def check_function(forward, backward, *args, wrt=None, **options):
     Parameters
     ----------
     forward : callable
-        ``forward(*args) -> (*outputs, cache)``; each output a float array of
+        ``forward(*args) -> (*outputs, cache)`` (anything not callable is a
+        TypeError naming ``forward``, as for ``backward``); each output a float array of
         any shape (0-d included). It only ever sees copies of ``args``, and a
         fresh forward precedes every backward (a backward may consume its cache).
     backward : callable
@@ -322,6 +330,8 @@ def check_value_and_grad(fn, *args, wrt=None, **options):
         them when called), and returns their gradients as a dict with the same
         keys; its data arguments are then not differentiated unless ``wrt``
         says so, and ``fn`` then returns ``(*their gradients, params_grads)``.
+        Such ``params`` must be a dict (a list of arrays is a TypeError); an
+        empty one, or one with no float array, is named when the check needs it.
         A function returning one dict for its one dict-of-arrays argument
         (``loss(params, X, y)``) is checked over that argument alone.
     *args
