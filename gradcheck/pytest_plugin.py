@@ -430,7 +430,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.write_line(f"gradcheck: no gradient checks ran; no gradient CSV "
                                     f"written to {out_dir}")
     else:
-        from gradcheck.report import SUMMARY_ROWS, format_summary, write_reports
+        from gradcheck.report import (
+            SUMMARY_ROWS, anonymous_merges, format_summary, write_reports,
+        )
 
         summary, paths = write_reports(rows, out_dir)
         shown = (f"{SUMMARY_ROWS} of {len(summary)} rows" if len(summary) > SUMMARY_ROWS
@@ -443,6 +445,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             f"{len(rows)} comparisons in {len(summary)} rows (layer × gradient × oracle), "
             f"{failed} row(s) failed; written: {paths[0]}, {paths[1]}"
         )
+        for line in anonymous_merges((row["layer"], row["test"]) for row in rows):
+            terminalreporter.write_line(f"gradcheck: note: {line}", yellow=True)
     if rows or detections:
         # summary.md and the plots, from the CSVs just written (as `gradcheck report` does).
         from gradcheck.report import write_readable_report

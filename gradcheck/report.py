@@ -31,7 +31,7 @@ __all__ = ["DETAILED_CSV", "SUMMARY_CSV", "DETECTION_CSV", "SUMMARY_MD", "ERRORS
            "detection_rates", "detection_by_family", "write_detection", "config_columns",
            "CONFIG_PREFIX", "SUMMARY_ROWS", "INSTALL_REPORT_EXTRA", "CSV_SCHEMAS",
            "write_readable_report", "read_detailed", "read_report_csv", "panel_orders",
-           "import_pandas", "import_pyplot",
+           "import_pandas", "import_pyplot", "anonymous_merges",
            "NoReportError", "DamagedReportError", "MissingExtraError"]
 
 DETAILED_CSV = "gradcheck_detailed.csv"
@@ -342,6 +342,41 @@ def _errors_as_text(frame):
     written ``nan``, not as the empty cell pandas writes for NaN, which the reader refuses."""
     return frame.assign(**{name: [f"{value:.6e}" for value in frame[name]]
                            for name in _ERROR_COLUMNS if name in frame.columns})
+
+
+def anonymous_merges(pairs, quote=""):
+    """Lines warning of ``<lambda>`` names checked in more than one test.
+
+    The summary groups by name: the checks of different anonymous functions
+    (each named ``<lambda>``) fall in one row. Only merges across tests can be
+    seen in a report; two lambdas of one test are merged unseen.
+
+    Parameters
+    ----------
+    pairs : iterable of (str, str)
+        ``(layer, test)`` of each row of the detailed table.
+    quote : str, default ""
+        Put on both sides of the name (a backquote for Markdown).
+
+    Returns
+    -------
+    list of str
+        One line per such name, naming the tests (at most 3, then how many more).
+    """
+    tests = {}
+    for layer, test in pairs:
+        if "<lambda>" in str(layer):
+            tests.setdefault(str(layer), set()).add(str(test))
+    lines = []
+    for layer, seen in sorted(tests.items()):
+        if len(seen) > 1:
+            ordered = sorted(seen)
+            shown = ", ".join(ordered[:3]) + (f" and {len(ordered) - 3} more"
+                                              if len(ordered) > 3 else "")
+            lines.append(f"{quote}{layer}{quote} merges the checks of {len(ordered)} tests ({shown}): the "
+                         "summary groups by name; give each function a name (the name= "
+                         "option, or a def)")
+    return lines
 
 
 def _ratio(errors, tolerances):
@@ -796,6 +831,8 @@ def _summary_markdown(out, detailed, detections, bench_layers, bench_checker, pi
             f"tests; {len(detailed)} comparisons of one tensor each). "
             f"**Failed rows: {len(failed)}** of {len(detailed)} in `{DETAILED_CSV}`"
             + (f", in {failed['test'].nunique()} test(s)." if len(failed) else "."),
+            *[f"\n> **Note:** {line}." for line in
+              anonymous_merges(zip(detailed["layer"], detailed["test"]), quote="`")],
             "",
             "## How close each layer comes to its tolerance",
             "",

@@ -209,3 +209,45 @@ def test_summary_md_leaves_the_seed_and_the_nondifferentiable_count_to_the_csv(t
     write_readable_report(_folder(tmp_path))
     text = (tmp_path / SUMMARY_MD).read_text(encoding="utf-8")
     assert "seed" not in text and "nondifferentiable" not in text
+
+
+LAMBDAS_TEST = """
+import numpy as np
+
+
+def test_double(check_gradients):
+    check_gradients.function(lambda x: 2 * x, lambda dout, x: 2 * dout, np.linspace(0.1, 1, 3))
+
+
+def test_square(check_gradients):
+    check_gradients.function(lambda x: x * x, lambda dout, x: 2 * x * dout,
+                             np.linspace(0.1, 1, 3))
+
+
+def test_named(check_gradients):
+    check_gradients.function(lambda x: 3 * x, lambda dout, x: 3 * dout, np.ones(2),
+                             name="triple")
+"""
+
+
+def test_lambdas_of_different_tests_merged_in_one_row_are_pointed_out(pytester):
+    pytester.makepyfile(test_inner=LAMBDAS_TEST)
+    result = pytester.runpytest_subprocess("--gradcheck-report", "out", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines([
+        "gradcheck: note: <lambda> merges the checks of 2 tests (test_inner.py::test_double, "
+        "test_inner.py::test_square): the summary groups by name; give each function a name*"])
+    markdown = (pytester.path / "out" / SUMMARY_MD).read_text()
+    assert ("> **Note:** `<lambda>` merges the checks of 2 tests (test_inner.py::test_double, "
+            "test_inner.py::test_square)") in markdown
+    assert "triple" in markdown and "`triple` merges" not in markdown
+
+
+def test_anonymous_merges_names_only_lambdas_seen_in_several_tests():
+    from gradcheck.report import anonymous_merges
+
+    assert anonymous_merges([("<lambda>", "t::a"), ("<lambda>", "t::a"), ("f", "t::b"),
+                             ("f", "t::c")]) == []
+    [line] = anonymous_merges([("Net.<lambda>", f"t::{k}") for k in "edcba"], quote="`")
+    assert line.startswith("`Net.<lambda>` merges the checks of 5 tests (t::a, t::b, t::c and "
+                           "2 more)")
