@@ -893,22 +893,32 @@ def _central_check(probing, tensor, given, context):
 
 
 def _confirmed(probing, tensor, check):
-    """Whether a check's verdict stands: passed, or its worst entry fails by central
-    differences too.
+    """Whether a complex-step check's verdict stands: passed, or central differences do not
+    overturn it at its worst entry.
 
     The worst entry is refined by central differences
     (:func:`gradcheck.numerical.refine`, 4 calls): at a smooth point its
-    estimate, at a kink the range of its one-sided slopes, must leave the
-    analytic value out by more than their tolerance.
+    estimate, at a kink the range of its one-sided slopes. They overturn the
+    failure only when they agree with the analytic value and clearly differ
+    from the complex step's, each within their tolerance and their own
+    resolution (the rounding of the outputs the entry moves, over the step):
+    a function that is not holomorphic there (``abs``). Where they cannot
+    resolve the difference (outputs of 3e7 around a derivative of 1), the
+    complex step, which takes no difference, keeps its verdict.
     """
     if check.passed or check.method == "fast" or check.shape_error or check.size == 0:
         return True
     probe, h = num.entry_probe(tensor.evaluate, tensor.array, check.worst_index, probing.step)
     found = num.refine(probe, h, probing.G, probing.y0, noise=probing.output_noise)
     low, high = (found.low, found.high) if found.kink else (found.estimate, found.estimate)
-    nearest = min(max(check.analytic, low), high)
-    scale = max(abs(check.analytic), abs(nearest), check.floor)
-    return abs(check.analytic - nearest) > probing.precision.fd_tolerance * scale
+    resolution = 2 * float(np.sum(probing.output_noise[found.moved])) / h
+    tol = probing.precision.fd_tolerance
+
+    def off(value):
+        nearest = min(max(value, low), high)
+        return abs(value - nearest) - tol * max(abs(value), abs(nearest)) - resolution
+
+    return not (off(check.analytic) <= 0 < off(check.reference))
 
 
 def _plan_sentence(check, tensor, whys, calls):
@@ -965,8 +975,7 @@ def _compare_with_floor(probing, tensor, given, found):
         noise = precision.noise_factor * precision.unit_roundoff * _resolved(probing, tensor,
                                                                              rounding)
         floor = np.maximum(error_floor([(a, n)], 0.0, probing.tol), noise / probing.tol)
-    if not probing.use_complex:
-        floor = _measured_floor(probing, tensor, (a, n), mask, floor)
+    floor = _measured_floor(probing, tensor, (a, n), mask, floor)
     err = relative_errors(a, np.where(mask, a, n), floor)
     n, marks = _refine_entries(probing, tensor, (a, n), err, mask, floor)
     check = _tensor_check(probing.case, tensor.name,
@@ -1055,13 +1064,18 @@ _NOISE_STEP = 1e-7
 def _measured_floor(probing, tensor, pair, exclude, floor):
     """Lower a floor set by the assumed rounding noise to the measured one, where it decides.
 
-    The assumed noise of central differences (``c u (Σ|G ⊙ y| + Σ|G|) / h``)
-    stands for rounding inside the function that its outputs do not show; for
-    a function of small outputs it is far too large and would let any error
-    through. Where an entry passes only because of it, the noise of ``J`` is
-    measured along a random direction of the tensor (8 forward calls,
-    :func:`gradcheck.numerical.measure_noise`) and the floor is taken from
-    ``max(4 u Σ|G ⊙ y|, 8 σ) / h`` when that is smaller.
+    The assumed noise (central differences: ``c u (Σ|G ⊙ y| + Σ|G|) / h``;
+    the complex step: ``c u (Σ|G ⊙ y| + Σ|G|)``) stands for rounding inside
+    the function that its outputs do not show; for a function of small
+    outputs, or one that adds a large constant, it is far too large and would
+    let any error through. Where an entry passes only because of it, the
+    noise is measured along a random direction of the tensor and the floor
+    is taken from it when that is smaller: for central differences from
+    ``max(4 u Σ|G ⊙ y|, 8 σ) / h`` (8 forward calls,
+    :func:`gradcheck.numerical.measure_noise`), for the complex step from
+    ``max(8 σ, c u Σ|G|)`` (4 calls,
+    :func:`gradcheck.numerical.measure_complex_noise`; the second term is
+    the analytic gradient's own rounding of unit-size terms).
     """
     a, n = pair
     tol, bare = probing.tol, error_floor([pair], 0.0, probing.tol)
@@ -1072,6 +1086,13 @@ def _measured_floor(probing, tensor, pair, exclude, floor):
     if not saved.any():
         return floor
     direction = _random_direction(probing, tensor.array.shape)
+    if probing.use_complex:
+        # The analytic side rounds too: unit-size terms that cancel in the backward
+        # (a saturated sigmoid's A(1 - A)) leave ~u of them, Σ|G| (see _rounding_scale).
+        sigma = tensor.complex_numeric(num.measure_complex_noise, probing.G, direction)
+        unit = probing.precision.noise_factor * probing.precision.unit_roundoff * float(
+            np.sum(np.abs(probing.G)))
+        return np.minimum(floor, error_floor([pair], max(8 * sigma, unit), tol))
     h = _NOISE_STEP * (probing.scale if probing.scale is not None
                        else max(1.0, float(np.max(np.abs(tensor.array), initial=0.0))))
     sigma = num.measure_noise(tensor.evaluate, tensor.array, probing.G, direction, h,

@@ -75,3 +75,18 @@ def test_a_dead_relu_moves_nothing_and_is_judged_exactly():
 def test_the_fast_mode_cannot_judge_them_either():
     result = gradcheck.check_function(*_offset(1e12, 1.5), X, mode="fast", complex_step=False)
     assert not result.passed and result.checks[0].unjudged
+
+
+@pytest.mark.parametrize("offset", [1e6, 3e7, 1e12])
+@pytest.mark.parametrize("factor", [1.0001, 1.01, 1.03])
+@pytest.mark.parametrize("complex_step", [None, True])
+def test_a_small_error_beside_a_large_constant_is_caught_by_the_complex_step(
+        offset, factor, complex_step):
+    # The complex step adds i·h to x: y + offset keeps it exactly. Its floor is measured
+    # (0 here), not assumed from the outputs' size, and central differences, which
+    # cannot resolve 1e-4 of the derivative there, do not overturn its verdict.
+    bad = gradcheck.check_function(*_offset(offset, factor), X, complex_step=complex_step)
+    assert not bad.passed and bad.checks[0].oracle == "complex_step"
+    assert "was not theirs" not in bad.checks[0].plan
+    good = gradcheck.check_function(*_offset(offset, 1.0), X, complex_step=complex_step)
+    assert good.passed
