@@ -16,7 +16,7 @@ XDIST := $(if $(JOBS),-n $(JOBS))
 # from a serial one in the last bits.
 TEST_ENV := OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1}
 
-.PHONY: install verify test bench clean
+.PHONY: install verify test bench mutate clean
 
 install: $(STAMP)
 
@@ -48,5 +48,24 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.bench_checker --out $(REPORTS)/bench_checker.csv
 	$(PY) -m benchmarks.bench_users --out $(REPORTS)/bench_checker.csv
 
+# Mutation testing of the checker's core (a benchmark, not a test: not in `make test` or
+# CI): mutmut mutates gradcheck/{numerical,core,metrics,selfcheck,result,diagnosis}.py one
+# change at a time and runs the tests that reach the changed function ([tool.mutmut] in
+# pyproject.toml), MUTATE_JOBS at a time; then benchmarks/mutation.py writes the surviving
+# mutants to $(REPORTS)/mutation.csv, less those listed as equivalent in
+# benchmarks/mutation_equivalent.txt, and prints killed, survived, survival rate.
+# Starts afresh each time (mutants/ removed: a cached verdict would outlive a new test).
+MUTATE_JOBS ?= 2
+MUTATE_STAMP := $(VENV)/.installed-mutate
+
+$(MUTATE_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet "torch==2.13.0" -e ".[test,mutate]"
+	touch $(MUTATE_STAMP)
+
+mutate: $(MUTATE_STAMP)
+	rm -rf mutants
+	$(TEST_ENV) GRADCHECK_MAX_EXAMPLES=10 $(VENV)/bin/mutmut run --max-children $(MUTATE_JOBS)
+	$(PY) -m benchmarks.mutation --out $(REPORTS)/mutation.csv
+
 clean:
-	rm -rf $(VENV) .hypothesis .pytest_cache $(REPORTS)/*.csv $(REPORTS)/summary.md $(REPORTS)/bench_users.md $(REPORTS)/*.png
+	rm -rf $(VENV) mutants .hypothesis .pytest_cache $(REPORTS)/*.csv $(REPORTS)/summary.md $(REPORTS)/bench_users.md $(REPORTS)/*.png
