@@ -142,3 +142,27 @@ def test_a_gradient_with_lost_entries_is_said_to_have_zeros():
 def test_nothing_is_diagnosed_without_a_mismatch():
     r = _grad((3, 3))
     assert diagnose(2 * r, r, np.zeros(r.shape, dtype=bool)) == []
+
+
+def _border_errors(shape, width, axes=(0, 1)):
+    r = _grad(shape, seed=5)
+    a = r.copy()
+    index = [slice(None)] * len(shape)
+    for axis in axes:
+        for edge in (slice(0, width), slice(shape[axis] - width, shape[axis])):
+            index[axis] = edge
+            a[tuple(index)] += 1.0 + np.abs(r[tuple(index)])
+            index[axis] = slice(None)
+    return diagnose(a, r, np.abs(a - r) > 1e-9)
+
+
+def test_border_errors_are_named_with_their_width_down_to_an_inside_of_3_by_3():
+    words = "errors only within {} of the borders of axes ({}, {})"
+    assert words.format(1, 0, 1) in " ".join(_border_errors((5, 5), 1))
+    assert words.format(2, 0, 1) in " ".join(_border_errors((7, 7), 2))
+    assert words.format(2, 0, 1) in " ".join(_border_errors((7, 8), 2))
+    assert "borders" not in " ".join(_border_errors((6, 6), 2))      # an inside of 2 x 2
+    assert "borders" not in " ".join(_border_errors((4, 5), 1))
+    assert "borders" not in " ".join(_border_errors((5, 4), 1))
+    # A batch axis too short for borders does not hide those of the last two axes.
+    assert words.format(1, 1, 2) in " ".join(_border_errors((2, 6, 6), 1, axes=(1, 2)))
