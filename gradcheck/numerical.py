@@ -435,8 +435,9 @@ def measure_complex_noise(evaluate, array, dout, direction):
     step takes no difference, so they agree but for the rounding inside the
     forward (terms of size 1 that cancel: a saturated softmax computes
     ``s(1 - s)`` from ``s ≈ 1``), whose pattern changes with the step's
-    mantissa. Their standard deviation is returned: 0 for a forward that adds
-    a large constant, which the outputs' size would wrongly call noisy.
+    mantissa. Their standard deviation is returned: for a forward that adds a
+    large constant, which the outputs' size would wrongly call noisy, only
+    the rounding of the projection on ``dout`` (~eps Σ|dout|).
     """
     original = array.copy()
     values = []
