@@ -101,3 +101,59 @@ def test_no_affine_diagnosis_for_one_axis_or_values_of_another_shape():
     assert not any(AFFINE in s for s in diagnose(a[:, 0], r[:, 0], mismatch[:, 0],
                                                  values=values[:, 0]))
     assert not any(AFFINE in s for s in diagnose(a, r, mismatch, values=values[:2]))
+
+
+# ----------------------------------------------------------------- a shift, a constant
+
+def _says(a, r, text):
+    return [s for s in diagnose(a, r, np.ones(a.shape, dtype=bool)) if text in s]
+
+
+@pytest.mark.parametrize("shape, step, axis, said", [
+    ((4,), 1, 0, "moved by 1 along axis 0 "),           # an axis of exactly 4
+    ((6,), -1, 0, "moved by -1 along axis 0 "),
+    ((3, 8), 1, 1, "moved by 1 along axis 1 "),         # past axes too short to shift
+])
+def test_a_gradient_moved_by_one_entry_is_named(shape, step, axis, said):
+    r = _reference(shape, seed=4)
+    a = np.roll(r, step, axis=axis)
+    assert _says(a, r, said), diagnose(a, r, np.ones(shape, dtype=bool))
+
+
+def test_a_shift_by_two_or_broken_next_to_a_border_is_not_a_shift():
+    r = _reference((8, 5), seed=5)
+    assert not _says(np.roll(r, 2, axis=0), r, "moved by")
+    for row in (1, 6):               # the first and last rows of the interior
+        a = np.roll(r, 1, axis=0)
+        a[row] = -a[row] - 1.0
+        assert not _says(a, r, "moved by"), row
+
+
+@pytest.mark.parametrize("shape, axis", [((2, 5), 0), ((5, 3), 1)])
+def test_a_difference_constant_along_an_axis_is_named(shape, axis):
+    r = _reference(shape, seed=6)
+    other = tuple(n if k != axis else 1 for k, n in enumerate(shape))
+    a = r + 0.3 * (1.0 + np.abs(_reference(other, seed=7)))
+    assert _says(a, r, f"the same along axis {axis} ({shape[axis]} entries each)")
+
+
+@pytest.mark.parametrize("noise, found", [(1e-5, True), (1e-2, False)])
+def test_the_constant_is_held_to_a_thousandth_of_the_difference(noise, found):
+    r = _reference((4, 5), seed=8)
+    constant = 0.3 * (1.0 + np.abs(_reference((1, 5), seed=9)))
+    wobble = 1.0 + noise * np.random.default_rng(10).uniform(-1, 1, size=(4, 5))
+    assert bool(_says(r + constant * wobble, r, "the same along axis 0")) == found
+
+
+def test_a_small_constant_difference_is_held_to_its_own_size():
+    r = _reference((4, 5), seed=11)
+    small = 1e-3 * (1.0 + np.abs(_reference((1, 5), seed=12)))
+    wobble = 1.0 + 1e-2 * np.random.default_rng(13).uniform(-1, 1, size=(4, 5))
+    assert not _says(r + small * wobble, r, "the same along axis")
+
+
+def test_no_constant_along_a_one_long_axis_or_in_one_dimension():
+    r = _reference((1, 6), seed=14)
+    a = r + _reference((1, 6), seed=15)
+    assert not _says(a, r, "the same along axis")
+    assert not _says(r[0] + 0.3, r[0], "the same along axis")
