@@ -90,3 +90,39 @@ def test_a_small_error_beside_a_large_constant_is_caught_by_the_complex_step(
     assert "was not theirs" not in bad.checks[0].plan
     good = gradcheck.check_function(*_offset(offset, 1.0), X, complex_step=complex_step)
     assert good.passed
+
+
+def _abs_pair():
+    """``y = 2 |x|``: right, but not holomorphic (the complex step reads 0 for it)."""
+    def forward(x):
+        return 2.0 * np.abs(x), x
+
+    def backward(dout, x):
+        return 2.0 * np.sign(x) * dout
+
+    return forward, backward
+
+
+@pytest.mark.parametrize("shape", [(1,), (3, 4)])
+def test_central_differences_overturn_a_forced_complex_step_where_it_cannot_hold(shape):
+    # Forced: the complex step is not tested first; it fails at abs, and central
+    # differences, which resolve 2 sign(x) well, show its failure was not the backward's.
+    x = np.random.default_rng(5).uniform(0.5, 1.5, size=shape) * np.where(
+        np.arange(np.prod(shape)).reshape(shape) % 2, 1.0, -1.0)
+    result = gradcheck.check_function(*_abs_pair(), x, complex_step=True)
+    assert result.passed, result.message()
+    assert result.checks[0].oracle == "finite_differences"
+    assert "was not theirs" in result.checks[0].plan
+
+
+def test_a_wrong_shape_keeps_the_complex_steps_verdict():
+    def forward(x):
+        return 3.0 * x, None
+
+    def backward(dout, cache):
+        return (3.0 * dout).T            # the right values, transposed
+
+    result = gradcheck.check_function(forward, backward, X, complex_step=True)
+    check = result.checks[0]
+    assert not result.passed and check.shape_error
+    assert check.oracle == "complex_step" and "was not theirs" not in check.plan
