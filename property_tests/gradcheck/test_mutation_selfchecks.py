@@ -9,21 +9,10 @@ import pytest
 
 import gradcheck
 from gradcheck.selfcheck import changed, nondeterminism, nonlinearity
+from property_tests.gradcheck.test_bad_input import UserDense
 
 
-class Affine:
-    """y = x @ W + b, a user's fully connected layer."""
-
-    def __init__(self, W, b):
-        self.params, self.grads = {"W": W, "b": b}, {}
-
-    def forward(self, x):
-        self.x = x
-        return x @ self.params["W"] + self.params["b"]
-
-    def backward(self, dout):
-        self.grads = {"W": self.x.T @ dout, "b": dout.sum(axis=0)}
-        return dout @ self.params["W"].T
+Affine = UserDense      # y = x @ W + b, a user's fully connected layer
 
 
 def _affine(cls=Affine, seed=0):
