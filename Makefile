@@ -51,13 +51,13 @@ bench: $(STAMP)
 # Mutation testing of the checker's core (a benchmark, not a test: not in `make test` or
 # CI): mutmut mutates gradcheck/{numerical,core,metrics,selfcheck,result,diagnosis}.py one
 # change at a time and runs the tests that reach the changed function ([tool.mutmut] in
-# pyproject.toml), MUTATE_JOBS at a time; then benchmarks/mutation.py writes the surviving
-# mutants to $(REPORTS)/mutation.csv, less those listed as equivalent in
-# benchmarks/mutation_equivalent.txt, and prints killed, survived, survival rate.
+# pyproject.toml), MUTATE_JOBS at a time; the mutants listed as equivalent in
+# benchmarks/mutation_equivalent.txt are set apart unrun (benchmarks/mutation_run.py).
+# Then benchmarks/mutation.py writes the other surviving mutants to
+# $(REPORTS)/mutation.csv and prints killed, survived, equivalent, survival rate.
 # Starts afresh each time (mutants/ removed: a cached verdict would outlive a new test).
-# All ~4,700 mutants take over an hour on 2 busy cores (the first 780, the fastest, took
-# 15 min); MUTANTS='gradcheck.selfcheck.*' (mutmut's names, globs) runs a subset, and
-# the others are counted as not checked.
+# MUTANTS='gradcheck.selfcheck.*' (mutmut's names, globs) runs a subset, listed
+# equivalents included; the others are counted as not checked.
 MUTATE_JOBS ?= 2
 MUTANTS ?=
 MUTATE_STAMP := $(VENV)/.installed-mutate
@@ -68,7 +68,8 @@ $(MUTATE_STAMP): $(STAMP)
 
 mutate: $(MUTATE_STAMP)
 	rm -rf mutants
-	$(TEST_ENV) GRADCHECK_MAX_EXAMPLES=10 $(VENV)/bin/mutmut run --max-children $(MUTATE_JOBS) $(MUTANTS)
+	$(TEST_ENV) GRADCHECK_MAX_EXAMPLES=10 $(PY) -m benchmarks.mutation_run \
+		--max-children $(MUTATE_JOBS) $(MUTANTS)
 	$(PY) -m benchmarks.mutation --out $(REPORTS)/mutation.csv
 
 clean:

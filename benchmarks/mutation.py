@@ -45,6 +45,9 @@ COLUMNS = ["module", "function", "mutant", "key", "line", "diff", "status"]
 #: mutmut's statuses, as this report counts them.
 KILLED = {"killed", "timeout", "segfault", "caught by type check"}
 SURVIVED = {"survived", "no tests", "suspicious"}
+#: mutmut's exit code for "skipped": how :func:`set_apart` marks a listed equivalent
+#: so that ``mutmut run`` does not spend its tests' time on it.
+SKIPPED = 34
 
 
 @dataclass(frozen=True)
@@ -219,6 +222,8 @@ def summarize(mutants, equivalents):
     for m in mutants:
         if m.status in KILLED:
             counts["killed"] += 1
+        elif m.status == "skipped" and m.key in equivalents:
+            equivalent.append(m)        # set apart before the run: listed, not run
         elif m.status in SURVIVED:
             if m.key in equivalents:
                 equivalent.append(m)
@@ -239,6 +244,30 @@ def summarize(mutants, equivalents):
         stale.append(f"{key} {name}: {why} (listed as: {reason})")
     counts["survived"], counts["equivalent"] = len(survivors), len(equivalent)
     return counts, survivors, stale
+
+
+def set_apart(root, mutants, equivalents):
+    """Mark the listed equivalents among ``mutants`` (:func:`read_mutants`, before any
+    runs) as skipped in mutmut's results under ``root / "mutants"``.
+
+    An equivalent survives by definition, after running every test that reaches it (the
+    slowest kind of mutant); skipped, it costs nothing and is still counted as
+    equivalent, or reported stale when its code changed (its key then matches no
+    mutant). ``MUTANTS=...`` names mutants explicitly, and mutmut runs those anyway:
+    the way to see whether a test now kills a listed one.
+
+    Returns the number of mutants set apart.
+    """
+    by_module = {}
+    for m in mutants:
+        if m.key in equivalents and m.status == "not checked":
+            by_module.setdefault(m.module, []).append(m.name)
+    for module, names in by_module.items():
+        meta = root / "mutants" / (module.replace(".", "/") + ".py.meta")
+        data = json.loads(meta.read_text("utf-8"))
+        data["exit_code_by_key"].update(dict.fromkeys(names, SKIPPED))
+        meta.write_text(json.dumps(data, indent=4), "utf-8")
+    return sum(map(len, by_module.values()))
 
 
 def write_csv(survivors, path):
