@@ -122,3 +122,39 @@ def test_a_backward_with_the_jacobians_diagonal_only_is_named():
     assert not check.passed
     assert check.diagnosis[0].startswith("analytic ≈ only the diagonal of the Jacobian (each "
                                          "output's dependence on its own entry)")
+
+
+def test_measure_noise_evaluates_at_the_8_documented_points_and_restores_the_array():
+    x = np.array([[0.5, -0.25], [1.0, 2.0]])
+    before = x.copy()
+    direction = np.array([[1.0, 0.5], [-0.25, 0.0]])
+    h = 1e-7
+    seen = []
+
+    def evaluate():
+        seen.append(x.copy())
+        return np.sin(x).reshape(-1)            # flat outputs, as the checker passes them
+
+    y0 = np.sin(x).reshape(-1)
+    sigma = measure_noise(evaluate, x, np.ones(4), direction, h, y0)
+    expected = [before + i * h * direction for i in range(-4, 5) if i != 0]
+    assert len(seen) == 8 and all(np.array_equal(a, b) for a, b in zip(seen, expected))
+    assert np.array_equal(x, before)
+    assert 0.0 <= sigma < 1e-14                 # sin is smooth: rounding at most
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1.0, 1e200])
+def test_measure_noise_is_measured_at_any_scale_of_the_outputs(scale):
+    """The same relative noise at outputs of 1e-200, 1 or 1e200: the same relative estimate
+    (no square underflows or overflows)."""
+    noise = np.random.default_rng(3)
+    x = np.linspace(-1.0, 1.0, 6)
+    G = np.ones(6)
+
+    def evaluate():
+        return scale * (np.sin(x) + 1e-9 * noise.standard_normal(6))
+
+    estimates = [measure_noise(evaluate, x, G, np.ones(6), 1e-7, evaluate()) / scale
+                 for _ in range(20)]
+    # sigma · ||G|| = 1e-9 · √6; the median of 20 estimates within a factor of 1.6.
+    assert 0.6 < np.median(estimates) / (1e-9 * np.sqrt(6)) < 1.6

@@ -147,3 +147,62 @@ def test_a_wrong_relu_near_zero_still_fails():
 
     result = gradcheck.check_layer(HalfSlope(), x, mode="full")
     assert not result.passed
+
+
+# ---- refine's two kink tests at their edges (its docstring's rules, noise and all) ----
+# A probe of Δ(t) = <dout, y(t) - y0> written directly, in exact binary steps: h = 2^-17.
+
+H2 = 2.0 ** -17
+
+
+def _refined(delta, noise=0.0):
+    """refine() of a one-output function whose change at t is ``delta(t)``."""
+    return refine(lambda t: (np.array([delta(t)]), t), H2, np.ones(1), np.zeros(1),
+                  noise=noise)
+
+
+@pytest.mark.parametrize("curvature, kink", [(0.98, True), (1.02, False)])
+def test_a_kink_at_the_point_is_a_jump_over_8_times_the_bend_along_the_sides(curvature, kink):
+    """Δ = t + k|t| + c t²: slopes jump by 2k + c h between the sides at ±h/2, and bend by
+    c h/2 along each: a kink when 2k + c h > 8 c h, i.e. c h < 2k/7. k = 1e-4 is far below
+    what the residual test sees (1e-3 of the slope), so the jump decides alone."""
+    k = 1e-4
+    c = curvature * (2 * k / 7) / H2
+    found = _refined(lambda t: t + k * abs(t) + c * t * t)
+    assert found.kink is kink
+
+
+@pytest.mark.parametrize("factor, kink", [(0.95, True), (1.05, False)])
+def test_a_jump_must_also_exceed_the_rounding_noise_of_the_slopes(factor, kink):
+    """A straight kink (no bend) of jump 2k against noise σ: a kink when 2k > 8σ / (h/2)."""
+    k = 1e-4
+    found = _refined(lambda t: t + k * abs(t), noise=factor * k * H2 / 8)
+    assert found.kink is kink
+
+
+@pytest.mark.parametrize("factor, kink", [(1.005, True), (0.995, False)])
+def test_a_kink_within_a_step_is_a_residual_over_100_times_the_noise(factor, kink):
+    """Δ = t + r·v(t), v = (1, -2, 2, -1) at t = (-h, -h/2, h/2, h): v is orthogonal to t
+    and t², so the fit leaves exactly r·√10, and the sides do not jump. With σ = 1e-9,
+    100σ is above 1e-3·h·(largest slope): a kink when r√10 > 100σ."""
+    sigma = 1e-9
+    r = factor * 100 * sigma / np.sqrt(10)
+    v = {-H2: 1.0, -H2 / 2: -2.0, H2 / 2: 2.0, H2: -1.0}
+    found = _refined(lambda t: t + r * v[t], noise=sigma)
+    assert found.kink is kink
+
+
+def test_at_a_kink_the_estimate_is_the_mean_of_the_one_sided_slopes():
+    """relu(t - h/4): slopes 0, 0, 1/2, 3/4 (left at h, h/2, right at h/2, h)."""
+    found = _refined(lambda t: max(t - H2 / 4, 0.0))
+    assert found.kink
+    assert found.estimate == pytest.approx((0 + 0 + 0.5 + 0.75) / 4, abs=1e-12)
+    assert (found.low, found.high) == (0.0, 0.75)
+
+
+def test_the_footprint_is_every_output_any_probe_moved():
+    """relu(-x) at x = 1e-7 moves only on the left; 3x on both sides; 5 on neither."""
+    x = np.array([1e-7])
+    probe, h = entry_probe(lambda: np.array([max(-x[0], 0.0), 3 * x[0], 5.0]), x, (0,))
+    found = refine(probe, h, np.ones(3), np.array([0.0, 3e-7, 5.0]))
+    assert found.moved.tolist() == [True, True, False]
