@@ -11,6 +11,7 @@ import pytest
 
 import gradcheck
 from gradcheck.result import CheckResult, TensorCheck
+from gradcheck.selfcheck import _distinct
 
 
 class Tanh:
@@ -268,3 +269,19 @@ def test_a_large_input_mostly_at_kinks_is_not_judged_along_a_direction_and_says_
         "is too large to check entry by entry (> 100000); check a smaller input with "
         "mode='full', or make the function complex-safe",)
     assert "(1 / 1 entries" not in result.message()
+
+
+def test_describe_names_every_kind_of_entry_left_out_of_the_error():
+    left_out = _check(excluded=1, nondifferentiable=2, tied=3).describe().splitlines()[0]
+    assert left_out == (
+        "dW (tensor 'W', shape (2, 3)) vs torch: 6 / 6 entries (100.0%) over tolerance 1e-10 "
+        "(1 excluded, 2 non-differentiable, 3 tied (judged by their tie's sum) left out)")
+
+
+@pytest.mark.parametrize("a, b, shown", [
+    (1.2345678, 2.0, "1.23457 vs 2"),                        # 6 digits tell them apart
+    (3.0, 3.0000000031, "3 vs 3.000000003"),                 # 10 digits do
+    (1.0, 1.0 + 2 ** -52, "1 vs 1.0000000000000002"),        # only 17 do
+])
+def test_a_nondeterministic_forward_is_shown_with_the_fewest_digits_that_differ(a, b, shown):
+    assert _distinct(a, b).startswith(shown + " (a difference of ")
