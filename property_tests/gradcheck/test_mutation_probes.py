@@ -245,17 +245,69 @@ def test_a_group_with_a_few_kinks_is_halved_until_each_kink_is_alone():
     np.testing.assert_allclose(found.grad[mask], exact[mask], rtol=0, atol=SHARE_TOL)
 
 
-def test_discovered_periods_of_a_convolution_like_layer():
-    """A 3-tap filter along the last axis, rows independent: period 1 across rows, 3
-    along the filter; the colors repeat with those periods."""
+def _partition(colors):
+    """The groups of a coloring, as sets of flat indices (whatever the colors' values)."""
+    flat = colors.reshape(-1)
+    return sorted(tuple(np.flatnonzero(flat == c)) for c in np.unique(flat))
+
+
+def _discover(f, x, dout):
+    return discover_coloring(lambda: f(x).reshape(-1), x, np.asarray(dout).reshape(-1), step=H)
+
+
+@pytest.mark.parametrize("taps, period", [(3, 3), (2, 2)])
+def test_discovered_periods_of_a_convolution_like_layer(taps, period):
+    """A filter of 2 or 3 taps along the last axis, rows independent: period 1 across rows,
+    the filter's width along it; entries with the same indices modulo those in one group."""
     x = np.random.default_rng(2).uniform(-1, 1, (4, 10))
-    dout = np.ones(4 * 8)
+    weights = [1.0, 2.0, -1.0][:taps]
+
+    def f(x):
+        return sum(w * x[:, k:10 - taps + 1 + k] for k, w in enumerate(weights))
+
+    colors, periods, calls = _discover(f, x, np.ones((4, 11 - taps)))
+    assert periods == (1, period)
+    assert colors.dtype == np.int64 and colors.shape == x.shape
+    assert _partition(colors) == _partition(np.broadcast_to(np.arange(10) % period, (4, 10)))
+    assert calls >= 1 + 3
+
+
+def test_a_row_that_mixes_its_entries_is_found_through_the_tensors_center():
+    """Rows of a (5, 6) tensor pass through, but for the middle one, summed: entries along
+    the middle row share an output, so no period but the whole axis holds along it."""
+    x = np.random.default_rng(3).uniform(-1, 1, (5, 6))
+
+    def f(x):
+        return np.concatenate([x.reshape(-1), [np.sum(x[2])]])
+
+    _, periods, _ = _discover(f, x, np.ones(31))
+    assert periods == (1, 6)
+
+
+def test_a_kink_within_a_step_does_not_break_an_elementwise_period():
+    """A ReLU over 300 entries, one within a step of 0: 1 output in 300 bends, which is a
+    kink (few), not entries sharing outputs: period 1."""
+    x = np.random.default_rng(4).uniform(0.1, 1.0, 300)
+    x[150] = 1e-7
+    _, periods, _ = _discover(lambda x: np.maximum(x, 0.0), x, np.ones(300))
+    assert periods == (1,)
+
+
+def test_an_empty_tensor_has_an_empty_gradient_and_no_groups():
+    x = np.zeros((0, 3))
+    found = grouped_difference(lambda: np.zeros(2), x, np.ones(2),
+                               np.zeros((0, 3), dtype=np.int64))
+    assert found.grad.shape == (0, 3) and found.groups == 0
+
+
+def test_weak_members_that_share_a_strong_members_output_are_halved_not_refused():
+    """x1 and x2 each move output 0 1e-7 as much as x0 (lost in its change): probed again
+    without x0, they share that output, and are halved until each is alone."""
+    x = np.array([0.5, 0.25, -0.25])
 
     def f():
-        return (x[:, :-2] + 2 * x[:, 1:-1] - x[:, 2:]).reshape(-1)
+        return np.array([x[0] + 1e-7 * (x[1] + x[2]), 3 * x[0]])
 
-    colors, periods, calls = discover_coloring(f, x, dout, step=H)
-    assert periods == (1, 3)
-    assert colors.dtype == np.int64 and colors.shape == x.shape
-    assert np.array_equal(colors, np.broadcast_to(np.arange(10) % 3, (4, 10)))
-    assert calls >= 1 + 3
+    found = grouped_difference(f, x, np.ones(2), np.zeros(3, dtype=np.int64), step=H)
+    # x1's and x2's changes, 1e-7 · 2.5 H, against the rounding of an output of 0.5.
+    np.testing.assert_allclose(found.grad, [4.0, 1e-7, 1e-7], rtol=1e-3, atol=0)
