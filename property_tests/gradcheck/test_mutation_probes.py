@@ -151,6 +151,14 @@ def test_an_output_too_noisy_to_name_its_owner_is_not_counted_when_its_weight_is
     np.testing.assert_allclose(found.share, [1.0, 1.0], rtol=0, atol=1e-6)
 
 
+def test_a_complex_output_that_barely_moves_is_not_counted_when_its_weight_is_small():
+    """1 + 1e-14 (x0 + x1): its imaginary part, 3e-44, is within 4 eps of the output's size
+    times the step (1.75e-30): too noisy to name an owner, and its weight is 1e-14 of all."""
+    found, _ = _probe(lambda x: np.stack([x[0], x[1], 1.0 + 1e-14 * (x[0] + x[1])]),
+                      [0.5, 0.25], np.ones(3), complex_=True)
+    assert found.wrong == 0 and found.blameless is False
+
+
 def test_outputs_too_noisy_to_name_their_owner_refuse_the_group_when_they_weigh_much():
     """Over 1 % of <dout, change> in outputs whose owner is unclear: refused, blamelessly."""
     found, _ = _probe(lambda x: _barely(x, 1.0), [0.5, 0.25], [1.0, 1.0, 1e7])

@@ -118,3 +118,16 @@ def test_changed_names_the_first_entry_and_counts_them():
     assert changed("w", before, after) == (
         "w: 2 of 4 entries changed, the first at (0, 1) (2.0 -> 7.0)")
     assert changed("w", before, before[:1]) == "w: its shape changed from (2, 2) to (1, 2)"
+
+
+def test_backward_of_zero_is_judged_against_the_gradients_own_scale_however_small():
+    """Gradients of 1e-3 for G: a residue of 1e-15 from backward(0) is 1e-12 of them, far
+    over 64 ulps of rounding (1.4e-17): not linear. The same residue beside gradients of 1
+    and over is within rounding only if under 64 ulps of their size."""
+    small = {"x": np.array([1e-3, -5e-4])}
+    said = nonlinearity({"x": np.array([1e-15, 0.0])}, small,
+                        {k: 2 * v for k, v in small.items()})
+    assert said is not None and "backward(0) returned a nonzero gradient for 'x'" in said
+    large = {"x": np.array([2.0, -1.0])}
+    assert nonlinearity({"x": np.array([1e-15, 0.0])}, large,
+                        {k: 2 * v for k, v in large.items()}) is None
