@@ -131,3 +131,27 @@ def test_backward_of_zero_is_judged_against_the_gradients_own_scale_however_smal
     large = {"x": np.array([2.0, -1.0])}
     assert nonlinearity({"x": np.array([1e-15, 0.0])}, large,
                         {k: 2 * v for k, v in large.items()}) is None
+
+
+def test_a_nonlinear_backward_is_judged_against_the_gradients_own_scale_however_small():
+    """backward(2G) off 2·backward(G) by 1e-15 beside gradients of 1e-3: 1e-12 of them."""
+    g1 = {"x": np.array([1e-3, -5e-4])}
+    zero = {"x": np.zeros(2)}
+    said = nonlinearity(zero, g1, {"x": 2 * g1["x"] + np.array([1e-15, 0.0])})
+    assert said is not None and "backward(2·dout) differs from 2·backward(dout) for 'x'" in said
+    assert nonlinearity(zero, g1, {"x": 2 * g1["x"]}) is None
+
+
+def test_nondeterminism_names_the_forward_by_default_and_judges_small_outputs_by_their_size():
+    y1 = np.array([1e-3, 2e-3, -1e-3])
+    said = nondeterminism(y1, y1 + np.array([1e-15, 0.0, 0.0]))
+    assert said.startswith("layer.forward is nondeterministic: two calls on the same input "
+                           "differ beyond rounding in 1 of 3 entries (at (0,): ")
+
+
+def test_nondeterminism_counts_only_the_entries_beyond_rounding_of_the_largest_output():
+    """Outputs of 1000: 1e-12 is within 64 ulps of them (1.4e-11), 1e-6 is not."""
+    y1 = np.array([1000.0, 1000.0, 3.0])
+    said = nondeterminism(y1, y1 + np.array([1e-6, 1e-12, 0.0]), what="f")
+    assert said.startswith("f is nondeterministic: two calls on the same input differ beyond "
+                           "rounding in 1 of 3 entries (at (0,): ")
