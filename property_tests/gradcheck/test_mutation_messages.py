@@ -285,3 +285,22 @@ def test_describe_names_every_kind_of_entry_left_out_of_the_error():
 ])
 def test_a_nondeterministic_forward_is_shown_with_the_fewest_digits_that_differ(a, b, shown):
     assert _distinct(a, b).startswith(shown + " (a difference of ")
+
+
+class _Double:
+    """y = 2x, written the plain way."""
+
+    params, grads = {}, {}
+
+    def forward(self, x):
+        return 2.0 * x
+
+    def backward(self, dout):
+        return 2.0 * dout
+
+
+def test_a_dout_of_the_wrong_shape_names_the_one_output_it_should_match():
+    with pytest.raises(ValueError) as info:
+        gradcheck.check_layer(_Double(), np.ones((4, 2)), dout=np.ones(3))
+    assert str(info.value) == ("`dout.shape` (3,) must equal the shape of layer.forward(x), "
+                               "(4, 2)")
