@@ -284,6 +284,26 @@ def test_kinks_are_left_out_of_both_sides_of_a_check_along_a_direction():
     assert not doubled.passed
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_one_relu_input_at_0_with_a_small_upstream_gradient_is_no_false_alarm_in_fast_mode(
+        seed):
+    # Found by mutation testing (issue 13): one input of 1,000 exactly at the kink, its
+    # upstream gradient 0.003 to 0.03. Its jump in slope along the direction is below
+    # what refine's test tells from the rounding of 500 moving outputs, so the
+    # midpoint of the two sides was taken for the derivative: 1e-6 off the correct
+    # backward's 0, a false alarm. The output it bends is now seen as bent (a kink
+    # within the step), and the tensor checked entry by entry.
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.5, 1.5, 1000) * rng.choice([-1.0, 1.0], 1000)
+    x[7] = 0.0
+    for g in (0.003, 0.006, 0.01, 0.018, 0.03):
+        dout = np.ones(1000)
+        dout[7] = g
+        result = gradcheck.check_function(relu_forward, relu_backward, x, mode="fast",
+                                          dout=dout)
+        assert result.passed, (g, result.message())
+
+
 # ------------------------------------------------- found by review (each a regression)
 def test_a_weak_term_sharing_an_output_with_a_strong_one_is_not_lost_in_a_group():
     x = np.random.default_rng(0).standard_normal(100)
