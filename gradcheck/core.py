@@ -989,7 +989,7 @@ def _compare_with_floor(probing, tensor, given, found):
         try:       # best effort: these probes use the usual steps, which may leave the domain
             extra = (_structural_diagnosis(probing, tensor, a)
                      or _dropped_output_diagnosis(probing, tensor, a)
-                     or _diagonal_diagnosis(probing, tensor, a))
+                     or _diagonal_diagnosis(probing, tensor, a, n))
         except Exception:
             extra = ()
         if extra:
@@ -1035,6 +1035,7 @@ def _with_smaller_steps(probing, tensor, given, error):
     if probing.use_complex or tensor.array.dtype != np.float64:
         return None
     largest = float(np.max(np.abs(tensor.array), initial=0.0))
+    how = tensor.how          # the plan of the verdict kept if no retry is adopted
     for factor in _SHRINK:
         scale = largest * factor
         if scale == 0.0 or (error is None and scale >= 1.0):
@@ -1058,6 +1059,7 @@ def _with_smaller_steps(probing, tensor, given, error):
                     f"to its largest magnitude, {largest:.2g}): {why}")
             probing.case.notes.append(note)
             return replace(check, diagnosis=(note,) + check.diagnosis)
+    tensor.how = how
     return None
 
 
@@ -1309,12 +1311,14 @@ def _dropped_output_diagnosis(probing, tensor, analytic):
 _DIAGONAL_LIMIT = 2048
 
 
-def _diagonal_diagnosis(probing, tensor, analytic):
+def _diagonal_diagnosis(probing, tensor, analytic, reference):
     """Is the analytic gradient the Jacobian's diagonal only (cross terms dropped)?
 
     For a tensor with as many entries as the one output (a softmax, a
     normalization): compares the analytic gradient with ``G_i · ∂y_i/∂x_i``,
-    entry by entry (2 calls each, only for a failed tensor).
+    entry by entry (2 calls each, only for a failed tensor). Said only when the
+    analytic gradient is far nearer the diagonal than the reference is: where the
+    Jacobian is diagonal (an elementwise layer), there are no cross terms to miss.
     """
     case = probing.case
     shapes = case.output_shapes or ()
@@ -1325,7 +1329,9 @@ def _diagonal_diagnosis(probing, tensor, analytic):
     diagonal = num.diagonal_difference(tensor.evaluate, tensor.array, probing.G,
                                        step=probing.precision.step)
     scale = float(np.max(np.abs(diagonal), initial=0.0))
-    if scale > 0 and float(np.max(np.abs(analytic - diagonal))) <= 1e-6 * scale:
+    off = float(np.max(np.abs(analytic - diagonal)))
+    if (scale > 0 and off <= 1e-6 * scale
+            and off < 1e-2 * float(np.max(np.abs(analytic - reference)))):
         return ("analytic ≈ only the diagonal of the Jacobian (each output's dependence on its "
                 "own entry): the cross terms are missing — a softmax's Jacobian taken as "
                 "diagonal, or the sums and means a normalization couples its entries through",)

@@ -813,3 +813,34 @@ def test_every_tie_of_a_large_tensor_is_left_out_of_a_fast_check():
     assert check.plan.startswith("along one random direction (mode='fast') (50000 outputs that "
                                  "a kink bends within the step left out of G, and the backward "
                                  "called again without them)")
+
+
+# ------------------------------------------------- found while killing mutants (regressions)
+class OffsetElementwise:
+    """Elementwise y = [1e3 + x0, x1², sin x2, 3 x3]; its backward is off by 1e-5 at x2."""
+
+    params, grads = {}, {}
+
+    def forward(self, x):
+        self.x = x
+        return np.stack([1e3 + x[0], x[1] ** 2, np.sin(x[2]), 3 * x[3]])
+
+    def backward(self, dout):
+        x = self.x
+        return np.array([dout[0], 2 * x[1] * dout[1], np.cos(x[2]) * dout[2] * (1 + 1e-5),
+                         3 * dout[3]])
+
+
+def test_a_grouped_verdict_keeps_its_plan_and_an_elementwise_layer_misses_no_cross_terms():
+    # A failed grouped check is retried one entry at a time with smaller steps; the retry
+    # failing too, the grouped verdict stands, and its plan with it (the plan once said
+    # "one entry at a time"). The Jacobian is diagonal: "only the diagonal, the cross
+    # terms are missing" was once said of it, as its error (1.4e-6) was below 1e-6 of
+    # the largest entry; only the entry is named.
+    x = np.array([0.5, -0.25, 0.75, 0.125])
+    check = gradcheck.check_layer(OffsetElementwise(), x, coloring={"x": np.zeros(4, int)},
+                                  complex_step=False).checks[0]
+    assert not check.passed and check.worst_index == (2,)
+    assert check.plan.startswith("every entry by central differences, in 1 group of entries "
+                                 "that move disjoint outputs (coloring['x']); ")
+    assert check.diagnosis == ("only 1 entry wrong: (2,)",)
