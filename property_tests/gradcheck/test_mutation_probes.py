@@ -17,6 +17,7 @@ from gradcheck.numerical import (GroupProbe, _GroupProber, discover_coloring,
                                  grouped_difference, probe_group)
 
 H = 2.0 ** -20
+EPS = np.finfo(np.float64).eps
 #: The two probes' multipliers of a group of two (``_owner_steps(2)``): r, and s = r rolled.
 R, S = np.array([1.25, 1.75]), np.array([1.75, 1.25])
 #: A central difference's truncation error is (t²/6)·y''' (t ≤ 1.75 H: below 1e-12 for the
@@ -319,3 +320,66 @@ def test_weak_members_that_share_a_strong_members_output_are_halved_not_refused(
     found = grouped_difference(f, x, np.ones(2), np.zeros(3, dtype=np.int64), step=H)
     # x1's and x2's changes, 1e-7 · 2.5 H, against the rounding of an output of 0.5.
     np.testing.assert_allclose(found.grad, [4.0, 1e-7, 1e-7], rtol=1e-3, atol=0)
+
+
+# ---- probe_group's match and cancellation allowances at their edges -------------------
+# An output's ratio is matched to max(1e-6, c σ) of its owner's, c = 100 (central) or 10
+# (complex), σ = its rounding over its change; matched that way within a quarter of the
+# members' spacing ((1.4 - 1/1.4) / 4 = 0.1714 for two) it names its owner, else it is
+# unclear (its ratio says nothing). A sum of both members (ratio 1) is then wrong when
+# clear, and passes unverified when unclear and light.
+
+SPACING_4 = (1.4 - 1 / 1.4) / 4
+
+
+@pytest.mark.parametrize("at, wrong", [(0.995, 1), (1.02, 0)])
+def test_a_light_shared_output_is_wrong_only_while_its_ratio_is_clear(at, wrong):
+    """1 + c (x0 + x1): σ = 4 eps (|y⁺| + |y⁻| + |y_s| + |y0|) ≈ 16 eps over its change
+    d1 = 6 c H (moves 2 r_k H); c puts 100 σ at ``at`` times the quarter spacing."""
+    c = 100 * 16 * EPS / (6 * H * at * SPACING_4)
+    found, _ = _probe(lambda x: np.stack([x[0], x[1], 1.0 + c * (x[0] + x[1])]), [0.5, 0.25],
+                      np.ones(3))
+    assert found.wrong == wrong
+
+
+@pytest.mark.parametrize("at, wrong", [(0.995, 1), (1.02, 0)])
+def test_a_light_shared_complex_output_is_wrong_only_while_its_ratio_is_clear(at, wrong):
+    """The complex step: σ = 4 eps (|y| max t1 + max|d1|) with t1 = r · 1e-30; 1 + c (x0 + x1)
+    beside x0 and x1 themselves: σ = 4 eps · 1.75e-30 · (1 + 1), d1 = 3 c 1e-30."""
+    c = 10 * 4 * EPS * 1.75 * 2 / (3 * at * SPACING_4)
+    found, _ = _probe(lambda x: np.stack([x[0], x[1], 1.0 + c * (x[0] + x[1])]), [0.5, 0.25],
+                      np.ones(3), complex_=True)
+    assert found.wrong == wrong
+
+
+@pytest.mark.parametrize("w, wrong", [(1.1e-6, 0), (1.6e-6, 1)])
+def test_a_mixture_is_matched_to_1e_6_of_its_owners_ratio(w, wrong):
+    """x0 + w x1: its ratio (1.75 + 1.25 w) / (1.25 + 1.75 w) is 0.96 w below x0's 1.4,
+    matched within 1e-6 · 1.4 (the output's rounding is far below: 1e-6 is the floor)."""
+    found, _ = _probe(lambda x: np.stack([x[0] + w * x[1], x[1]]), [0.5, 0.25], np.ones(2))
+    assert found.wrong == wrong
+
+
+@pytest.mark.parametrize("c, wrong", [(2.0 ** -4, 0), (2.0 ** 2, 1)])
+def test_a_cancelled_output_must_move_over_1e8_times_its_rounding_in_the_other_probe(c, wrong):
+    """1 + c (1.75 x0 - 1.25 x1): unmoved at r (exactly), moved by 1.5 c H at s; counted
+    when that is over 1e8 σ (σ ≈ 16 eps ≈ 3.6e-15): c = 1/16 (9e-8) is not, 4 (6e-6) is."""
+    found, _ = _probe(lambda x: np.stack([1.0 + c * (1.75 * x[0] - 1.25 * x[1]), x[0], x[1]]),
+                      [0.5, 0.25], np.ones(3))
+    assert found.wrong == wrong
+
+
+def test_an_output_whose_owner_has_slope_0_is_not_cancelled_by_its_curvature():
+    """x0² at x0 = 0 does not move at ±r H (it bends), and moves by (s H)² at s: that is
+    curvature (below 2 · its bend), not two entries cancelling."""
+    found, _ = _probe(lambda x: np.stack([x[0] ** 2, x[1]]), [0.0, 0.25], np.ones(2))
+    assert found.wrong == 0
+
+
+@pytest.mark.parametrize("k, wrong", [(0.3, 1), (0.6, 0)])
+def test_two_entries_cancelling_are_seen_through_up_to_twice_the_curvature(k, wrong):
+    """1.75 x0 - 1.25 x1 + (k/H) x0² at x0 = 0: cancelled at r, moved by 1.5 H + 3.06 k H at
+    s against a bend of 3.125 k H; counted while the change is over 2 bends: k < 0.47."""
+    found, _ = _probe(lambda x: np.stack([1.75 * x[0] - 1.25 * x[1] + (k / H) * x[0] ** 2,
+                                          x[1] + 2.0]), [0.0, 0.25], np.ones(2))
+    assert found.wrong == wrong
