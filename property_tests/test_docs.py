@@ -8,6 +8,7 @@ pages they come from and the code.
 """
 
 import ast
+import os
 import re
 import tomllib
 import unicodedata
@@ -39,12 +40,16 @@ def test_every_python_block_of_the_manual_is_run_by_a_test():
 
 
 @pytest.mark.parametrize("name", ["pytest fixture", "hypothesis strategies"])
-def test_the_manual_examples_of_pytest_tests_pass(name, pytester):
+def test_the_manual_examples_of_pytest_tests_pass(name, pytester, monkeypatch):
     page, code = _examples()[name]
     filename = re.search(r"^# (test_\w+\.py)", code, flags=re.M).group(1)
     pytester.path.joinpath(filename).write_text(code)
-    pytester.syspathinsert(str(ROOT))
-    result = pytester.runpytest("-p", "no:cacheprovider", filename)
+    # In a subprocess: an in-process run drops from sys.modules what it imported first
+    # (torch), and torch imported again in the same interpreter crashes it (a segfault
+    # when test_readme ran next).
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [
+        str(ROOT), os.environ.get("PYTHONPATH")])))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", filename)
     outcomes = result.parseoutcomes()
     assert outcomes.get("passed", 0) >= 1 and set(outcomes) <= {"passed", "warnings"}, (
         page.name, outcomes)
