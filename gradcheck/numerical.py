@@ -431,7 +431,8 @@ def measure_complex_noise(evaluate, array, dout, direction):
     """Return the rounding noise of the complex step's ``<dout, J direction>``, measured.
 
     ``array`` is complex. The derivative along ``direction`` is taken at four
-    imaginary steps that are not powers of two apart (4 calls): the complex
+    imaginary steps that are not powers of two apart, 1, 0.71, 1.37 and 0.53
+    times :data:`COMPLEX_STEP` (4 calls): the complex
     step takes no difference, so they agree but for the rounding inside the
     forward (terms of size 1 that cancel: a saturated softmax computes
     ``s(1 - s)`` from ``s ≈ 1``), whose pattern changes with the step's

@@ -6,6 +6,7 @@ The complex step takes no difference: a forward that adds a large constant keeps
 """
 
 import numpy as np
+import pytest
 
 from gradcheck import numerical as num
 
@@ -61,3 +62,30 @@ def test_the_noise_is_that_of_the_projection_on_dout():
     big = X + 1e4
     assert _noise(cancels, x=big, dout=2 * G) == 2 * _noise(cancels, x=big)
     assert _noise(cancels, x=big, dout=np.zeros(12)) == 0.0
+
+
+def test_the_noise_is_the_spread_of_the_derivative_at_the_four_documented_steps():
+    """A forward that rounds its imaginary part to a grid q: the derivative read at the
+    steps 1, 0.71, 1.37 and 0.53 times COMPLEX_STEP is off by a known amount at each; their
+    standard deviation is returned. Outputs and dout of the tensor's 2-D shape."""
+    q = 3e-31
+    x = np.array([[0.5, -0.25], [0.75, 1.0]])
+    dout = np.array([[1.0, -2.0], [0.5, 3.0]])
+    direction = np.array([[1.0, 0.5], [-0.25, 0.75]])
+
+    def quantized(z):
+        return z.real + 1j * np.round(z.imag / q) * q
+
+    array = x.astype(np.complex128)
+    sigma = num.measure_complex_noise(lambda: quantized(array), array, dout, direction)
+    values = []
+    for factor in (1.0, 0.71, 1.37, 0.53):
+        h = factor * num.COMPLEX_STEP
+        values.append(float(np.sum(dout * np.round(h * direction / q) * q)) / h)
+    assert sigma == pytest.approx(float(np.std(values)), rel=1e-12)
+    assert sigma > 0.01 * float(np.sum(np.abs(dout * direction)))    # the grid shows
+
+
+def test_a_smooth_nonlinear_forward_has_no_noise_but_rounding():
+    sigma = _noise(lambda x: np.tanh(x) * x ** 2)
+    assert sigma <= 1e3 * np.finfo(np.float64).eps * float(np.sum(np.abs(G)))

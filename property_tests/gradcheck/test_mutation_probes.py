@@ -383,3 +383,12 @@ def test_two_entries_cancelling_are_seen_through_up_to_twice_the_curvature(k, wr
     found, _ = _probe(lambda x: np.stack([1.75 * x[0] - 1.25 * x[1] + (k / H) * x[0] ** 2,
                                           x[1] + 2.0]), [0.0, 0.25], np.ones(2))
     assert found.wrong == wrong
+
+
+@pytest.mark.parametrize("c, wrong", [(1e-8, 0), (5e-8, 1)])
+def test_a_complex_cancelled_output_must_move_over_1e7_times_its_rounding(c, wrong):
+    """1 + c (1.75 x0 - 1.25 x1): its imaginary part is 0 at r (exactly) and 1.5 c 1e-30 at
+    s, against σ = 4 eps (1 · 1.75e-30 + 1.75e-30): counted over 1e7 σ, c > 2.1e-8."""
+    found, _ = _probe(lambda x: np.stack([1.0 + c * (1.75 * x[0] - 1.25 * x[1]), x[0], x[1]]),
+                      [0.5, 0.25], np.ones(3), complex_=True)
+    assert found.wrong == wrong
