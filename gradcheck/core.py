@@ -1078,8 +1078,9 @@ def _measured_floor(probing, tensor, pair, exclude, floor):
     let any error through. Where an entry passes only because of it, the
     noise is measured along a random direction of the tensor and the floor
     is taken from it when that is smaller: for central differences from
-    ``max(4 u Σ|G ⊙ y|, 8 σ) / h`` (8 forward calls,
-    :func:`gradcheck.numerical.measure_noise`), for the complex step from
+    ``max(4 u Σ|G ⊙ y|, 8 σ) / h`` (:func:`gradcheck.numerical.measure_noise`,
+    the larger at a step of 1e-7 and at the check's own: 16 forward calls), for
+    the complex step from
     ``max(8 σ, c u Σ|G|)`` (4 calls,
     :func:`gradcheck.numerical.measure_complex_noise`; the second term is
     the analytic gradient's own rounding of unit-size terms).
@@ -1100,10 +1101,14 @@ def _measured_floor(probing, tensor, pair, exclude, floor):
         unit = probing.precision.noise_factor * probing.precision.unit_roundoff * float(
             np.sum(np.abs(probing.G)))
         return np.minimum(floor, error_floor([pair], max(8 * sigma, unit), tol))
-    h = _NOISE_STEP * (probing.scale if probing.scale is not None
-                       else max(1.0, float(np.max(np.abs(tensor.array), initial=0.0))))
-    sigma = num.measure_noise(tensor.evaluate, tensor.array, probing.G, direction, h,
-                              probing.y0)
+    size = (probing.scale if probing.scale is not None
+            else max(1.0, float(np.max(np.abs(tensor.array), initial=0.0))))
+    # Measured at a tiny step, and at the check's own: a term of unit size inside that
+    # the tiny step leaves unmoved (a saturated sigmoid's p ≈ 1 rounded to 1 - k u)
+    # shows no noise there, and moves by whole ulps at the check's step.
+    sigma = max(num.measure_noise(tensor.evaluate, tensor.array, probing.G, direction,
+                                  step * size, probing.y0) for step in (_NOISE_STEP,
+                                                                        probing.step))
     rounding = 4 * probing.precision.unit_roundoff * float(np.sum(np.abs(probing.G * probing.y0)))
     measured = max(rounding, 8 * sigma) / probing.step
     return np.minimum(floor, error_floor([pair], measured, tol))

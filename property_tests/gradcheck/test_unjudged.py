@@ -126,3 +126,29 @@ def test_a_wrong_shape_keeps_the_complex_steps_verdict():
     check = result.checks[0]
     assert not result.passed and check.shape_error
     assert check.oracle == "complex_step" and "was not theirs" not in check.plan
+
+
+def _logistic_loss(z, labels):
+    """A course's logistic loss, written the plain way: log of a sigmoid."""
+    p = 1 / (1 + np.exp(-z))
+    return np.mean(-(labels * np.log(p) + (1 - labels) * np.log1p(-p))), (z, labels)
+
+
+def _logistic_loss_backward(dout, cache):
+    z, labels = cache
+    return dout * (1 / (1 + np.exp(-z)) - labels) / z.size
+
+
+@pytest.mark.parametrize("z", [[30.0, -29.0, 31.5, -30.5], [29.0, -30.0, 30.5, -31.5]])
+def test_a_saturated_loss_whose_sigmoid_rounds_near_1_is_not_judged_rather_than_failed(z):
+    # Found killing mutants (issue 13). At |z| ≈ 30, p = 1 - 1e-13 is stored as 1 - k u:
+    # -log(p) moves by whole ulps of p, a gradient of 2e-14 is far below what a step of
+    # 2e-4 resolves. The noise measured at a step of 1e-7 (p unmoved: no noise) once set
+    # the floor, and two correct entries failed; measured at the check's own step too,
+    # the rounding shows, and the check says it cannot judge.
+    z = np.array(z)
+    labels = np.array([1.0, 0.0, 1.0, 0.0])
+    check = gradcheck.check_function(lambda z: _logistic_loss(z, labels),
+                                     _logistic_loss_backward, z).checks[0]
+    assert check.unjudged and not check.passed
+    assert not any(d.startswith("only") for d in check.diagnosis)
