@@ -6,9 +6,10 @@ reads them, sets apart the mutants listed as equivalent in
 ``benchmarks/mutation_equivalent.txt`` (no observable change: they cannot be
 killed), writes one row per other surviving mutant and prints::
 
-    mutation: killed K, survived S, equivalent E, survival rate R%
+    mutation: killed K, survived S, equivalent E, survival rate R% (unkilled, equivalents
+    included: U%)
 
-with ``R = S / (K + S)``. A mutant that no selected test runs ("no tests") or
+with ``R = S / (K + S)`` and ``U = (S + E) / (K + S + E)``. A mutant that no selected test runs ("no tests") or
 that ended oddly ("suspicious") counts as surviving; a timeout or a crash as
 killed (the tests did not pass).
 
@@ -280,10 +281,13 @@ def write_csv(survivors, path):
 
 
 def summary_line(counts):
-    killed, survived = counts["killed"], counts["survived"]
+    """The summary line, and the survival rate ``S / (K + S)``; the line also gives the
+    share of all mutants that no test kills, equivalents included, ``(S + E) / (K + S + E)``."""
+    killed, survived, equivalent = counts["killed"], counts["survived"], counts["equivalent"]
     rate = 100.0 * survived / max(killed + survived, 1)
-    return (f"mutation: killed {killed}, survived {survived}, equivalent "
-            f"{counts['equivalent']}, survival rate {rate:.1f}%"), rate
+    unkilled = 100.0 * (survived + equivalent) / max(killed + survived + equivalent, 1)
+    return (f"mutation: killed {killed}, survived {survived}, equivalent {equivalent}, "
+            f"survival rate {rate:.1f}% (unkilled, equivalents included: {unkilled:.1f}%)"), rate
 
 
 def main(argv=None):

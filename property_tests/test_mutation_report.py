@@ -58,11 +58,13 @@ def test_an_entry_matching_no_mutant_or_a_killed_one_is_reported_stale():
 
 
 def test_the_survival_rate_counts_survivors_against_killed_and_surviving():
-    mutants = [_mutant(i, "killed") for i in range(9)] + [_mutant(9, "no tests")]
-    counts, _, _ = summarize(mutants, {})
+    mutants = ([_mutant(i, "killed") for i in range(9)] + [_mutant(9, "no tests")]
+               + [_mutant(10, "skipped")])
+    counts, _, _ = summarize(mutants, {mutants[-1].key: (mutants[-1].name, "why")})
     line, rate = summary_line(counts)
     assert rate == pytest.approx(10.0)
-    assert line == "mutation: killed 9, survived 1, equivalent 0, survival rate 10.0%"
+    assert line == ("mutation: killed 9, survived 1, equivalent 1, survival rate 10.0% "
+                    "(unkilled, equivalents included: 18.2%)")
 
 
 def test_the_key_depends_on_what_the_mutant_changes_not_on_its_number():
