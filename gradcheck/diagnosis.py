@@ -35,8 +35,10 @@ def _factor(a, r, sizes, label="numeric"):
     if abs(k + 1.0) < 1e-6:
         return f"a sign flip: analytic ≈ -1 × {label}"
     note = ""
-    if abs(abs(k) - 2.0) < 1e-6 or abs(abs(k) - 0.5) < 1e-6:
-        sizes = ()   # 2 is more often a forgotten 1/2 or a doubled term than a size
+    # Within the tolerance a size of 2 would be named at (1e-6 of it): 2 is more often a
+    # forgotten 1/2 or a doubled term than a size.
+    if abs(abs(k) - 2.0) < 2e-6 or abs(abs(k) - 0.5) < 1e-6:
+        sizes = ()
         note = " (a forgotten 1/2 of a squared loss, or a term counted twice?)"
     for name, n in sizes:
         if n > 1 and abs(k * n - 1.0) < 1e-6:

@@ -412,3 +412,13 @@ def test_gradients_in_float16_are_diagnosed_at_their_values():
     found = diagnose(r.T.astype(np.float16), r.astype(np.float16), _all(r.shape))
     assert found == ["a transpose: analytic ≈ numeric with axes 0 and 1 swapped (a missing or "
                      "extra transpose?)"]
+
+
+@pytest.mark.parametrize("k", [2.0, 2.0000015, -1.9999985])
+def test_a_factor_of_2_is_never_named_a_size_of_2(k):
+    # Found by a surviving mutant (issue 13): a size n is named within 1e-6 · n of k,
+    # 2e-6 for n = 2, while "2 is a forgotten 1/2" took only 1e-6: at k = 2.0000015 the
+    # message said "= 2, x.shape[1] (a missing 1/m...)". Both now take the same 2e-6.
+    r = _grad((3, 4), seed=21)
+    (found,) = _factors(diagnose(k * r, r, _all(r.shape), sizes=[("x.shape[1]", 2)]))
+    assert found.endswith("(a forgotten 1/2 of a squared loss, or a term counted twice?)")
