@@ -773,8 +773,8 @@ def _fast(probing, tensor, analytic):
             lambda evaluate, array: num.directional_difference(evaluate, array, G, direction,
                                                                complex_=True))
         return _along_direction(probing, analytic, direction, numeric)
-    probe, h = num.direction_probe(tensor.evaluate, tensor.array, direction,
-                                   probing.precision.step)
+    probe, h = num.direction_probe(tensor.evaluate, tensor.array, direction, probing.step,
+                                   scale=probing.scale)
     (y_plus, _), (y_minus, _) = probe(h), probe(-h)
     fast = _along_direction(probing, analytic, direction,
                             float(np.sum(G * (y_plus - y_minus))) / (2 * h))
@@ -946,10 +946,10 @@ def _check_tensor(probing, tensor, given, how):
             found = _full(probing, tensor, how.colorings, how.give_up)
             check = None if found is None else _compare(probing, tensor, given, found)
         except Exception as error:        # a probe outside the function's domain?
-            # Smaller steps go one entry at a time: not where mode 'auto''s budget
-            # forbids it (``give_up``).
-            retried = None if how.give_up else _with_smaller_steps(probing, tensor, given,
-                                                                   error)
+            # Smaller steps go one entry at a time: where mode 'auto''s budget forbids
+            # it (``give_up``), along one direction instead.
+            retried = (_along_with_smaller_steps(probing, tensor, given, error) if how.give_up
+                       else _with_smaller_steps(probing, tensor, given, error))
             if retried is None:
                 raise
             return retried
@@ -957,11 +957,39 @@ def _check_tensor(probing, tensor, given, how):
             if not check.passed and not how.give_up:
                 check = _with_smaller_steps(probing, tensor, given, None) or check
             return check
-    fast = _fast(probing, tensor, analytic)
+    try:
+        return _along_one_direction(probing, tensor, given)
+    except Exception as error:        # a probe outside the function's domain?
+        retried = _along_with_smaller_steps(probing, tensor, given, error)
+        if retried is None:
+            raise
+        return retried
+
+
+def _along_one_direction(probing, tensor, given):
+    """Check one tensor along a random direction; entry by entry after a kink, if small."""
+    fast = _fast(probing, tensor, given[0])
     if fast.kink and tensor.array.size <= FAST_FALLBACK_LIMIT:
         # a kink along the direction: check every entry
         return _compare(probing, tensor, given, _full(probing, tensor, [], False))
     return _fast_check(probing, tensor.name, fast)
+
+
+def _along_with_smaller_steps(probing, tensor, given, error):
+    """After a probe left the function's domain, check along one direction with steps
+    fitted to the tensor (as :func:`_with_smaller_steps` does entry by entry): the first
+    steps that stay inside give the verdict, with a note; None when none do."""
+    if probing.use_complex or tensor.array.dtype != np.float64:
+        return None
+    largest = float(np.max(np.abs(tensor.array), initial=0.0))
+    for scale in (largest * factor for factor in _SHRINK if largest > 0):
+        try:
+            check = _along_one_direction(_shrunk(probing, scale), tensor, given)
+        except Exception:  # still outside the domain: smaller still
+            continue
+        return _with_step_note(probing, tensor, check, (scale, largest),
+                               "a probe left the function's domain")
+    return None
 
 
 def _compare(probing, tensor, given, found):
@@ -1040,8 +1068,7 @@ def _with_smaller_steps(probing, tensor, given, error):
         scale = largest * factor
         if scale == 0.0 or (error is None and scale >= 1.0):
             continue       # these steps are the usual ones (or no smaller)
-        shrunk = replace(probing, scale=scale,
-                         noise=probing.noise_delta / (probing.step * scale))
+        shrunk = _shrunk(probing, scale)
         try:
             check, floor = _compare_with_floor(shrunk, tensor, given,
                                                _full(shrunk, tensor, [], False))
@@ -1055,12 +1082,23 @@ def _with_smaller_steps(probing, tensor, given, error):
         if (check.passed and sharp) or error is not None:
             why = ("a probe left the function's domain" if error is not None
                    else "the usual steps, never below step · max(1, |v|), failed it")
-            note = (f"{tensor.name!r} checked with steps {probing.step * scale:.2g} (relative "
-                    f"to its largest magnitude, {largest:.2g}): {why}")
-            probing.case.notes.append(note)
-            return replace(check, diagnosis=(note,) + check.diagnosis)
+            return _with_step_note(probing, tensor, check, (scale, largest), why)
     tensor.how = how
     return None
+
+
+def _shrunk(probing, scale):
+    """``probing`` with steps ``step · scale`` and the rounding noise they bring."""
+    return replace(probing, scale=scale, noise=probing.noise_delta / (probing.step * scale))
+
+
+def _with_step_note(probing, tensor, check, scales, why):
+    """``check`` with the note that says which steps gave it, and ``why``."""
+    scale, largest = scales
+    note = (f"{tensor.name!r} checked with steps {probing.step * scale:.2g} (relative "
+            f"to its largest magnitude, {largest:.2g}): {why}")
+    probing.case.notes.append(note)
+    return replace(check, diagnosis=(note,) + check.diagnosis)
 
 
 #: Step of the noise measurement, relative to the tensor's largest entry: small

@@ -313,8 +313,11 @@ def entry_probe(evaluate, array, index, step=STEP, scale=None):
     return probe, float(_step(step, abs(float(original)), array.dtype, scale))
 
 
-def direction_probe(evaluate, array, direction, step=STEP):
-    """Return ``(probe, h)`` for :func:`refine`: ``probe(t)`` evaluates at ``array + t · direction``."""
+def direction_probe(evaluate, array, direction, step=STEP, scale=None):
+    """Return ``(probe, h)`` for :func:`refine`: ``probe(t)`` evaluates at ``array + t · direction``.
+
+    ``h`` is ``step · max(1, max|array|)``, or ``step · scale`` when ``scale`` is given.
+    """
     original = array.copy()
 
     def probe(t):
@@ -324,7 +327,8 @@ def direction_probe(evaluate, array, direction, step=STEP):
         finally:
             np.copyto(array, original)
 
-    return probe, float(_step(step, float(np.max(np.abs(original), initial=0.0)), array.dtype))
+    return probe, float(_step(step, float(np.max(np.abs(original), initial=0.0)), array.dtype,
+                              scale))
 
 
 def refine(probe, h, dout, y0, *, noise=0.0):
