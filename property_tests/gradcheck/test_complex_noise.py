@@ -68,7 +68,9 @@ def test_the_noise_is_the_spread_of_the_derivative_at_the_four_documented_steps(
     """A forward that rounds its imaginary part to a grid q: the derivative read at the
     steps 1, 0.71, 1.37 and 0.53 times COMPLEX_STEP is off by a known amount at each; their
     standard deviation is returned. Outputs and dout of the tensor's 2-D shape."""
-    q = 3e-31
+    # A grid incommensurate with the steps: at q = 3e-31 the steps 1 and 2 × COMPLEX_STEP
+    # happen to read the same derivative, and a step moved from one to the other passed.
+    q = 2.7e-31
     x = np.array([[0.5, -0.25], [0.75, 1.0]])
     dout = np.array([[1.0, -2.0], [0.5, 3.0]])
     direction = np.array([[1.0, 0.5], [-0.25, 0.75]])
