@@ -617,7 +617,7 @@ def _refine_entries(probing, tensor, pair, err, exclude, floor):
         if k >= _REFINE_PROBE and not informative:
             break
         index = tuple(int(i) for i in np.unravel_index(position, err.shape))
-        probe, h = num.entry_probe(tensor.evaluate, tensor.array, index, probing.precision.step,
+        probe, h = num.entry_probe(tensor.evaluate, tensor.array, index, probing.step,
                                    probing.scale)
         found = num.refine(probe, h, probing.G, probing.y0, noise=probing.output_noise)
         a = analytic[index]
@@ -634,10 +634,12 @@ def _refine_entries(probing, tensor, pair, err, exclude, floor):
             numeric[index] = found.estimate
     ties = _judge_ties(probing, tensor, analytic, kinks, float(np.max(floor)))
     numeric.reshape(-1)[ties.wrong_at] = ties.wrong_reference
-    wrong = np.zeros(numeric.size, dtype=bool)
-    wrong[ties.wrong_at] = True
-    tied, wrong = ties.tied.reshape(numeric.shape), wrong.reshape(numeric.shape)
-    return numeric, _Marks(exclude, nondiff & ~tied & ~wrong, outside & ~tied, tied, ties.notes)
+    first = np.zeros(numeric.size, dtype=bool)
+    first[ties.wrong_at] = True
+    tied, first = ties.tied.reshape(numeric.shape), first.reshape(numeric.shape)
+    # An entry of a wrong tie is named by the tie's note, not as one that belongs to no tie.
+    away = ~tied & ~ties.in_wrong.reshape(numeric.shape)
+    return numeric, _Marks(exclude, nondiff & ~tied & ~first, outside & away, tied, ties.notes)
 
 
 @dataclass(frozen=True)
@@ -646,6 +648,7 @@ class _Ties:
 
     tied: np.ndarray               # entries whose tie set's sum matched: judged right
     wrong_at: np.ndarray           # one entry per tie set whose sum did not match
+    in_wrong: np.ndarray           # every entry of those tie sets
     wrong_reference: np.ndarray    # the value there that would make its sum match
     notes: tuple
 
@@ -693,6 +696,7 @@ def _judge_ties(probing, tensor, analytic, kinks, floor):
     values = tensor.array.reshape(-1)
     a = analytic.reshape(-1)
     tied = np.zeros(values.size, dtype=bool)
+    in_wrong = np.zeros(values.size, dtype=bool)
     wrong_at, wrong_reference, notes = [], [], []
     for members in _tie_sets(tensor.array, kinks)[:_MAX_TIE_SETS]:
         for candidate in (members, np.flatnonzero(values == values[members[0]])):
@@ -700,7 +704,7 @@ def _judge_ties(probing, tensor, analytic, kinks, floor):
             direction[candidate] = 1.0
             probe, h = num.direction_probe(tensor.evaluate, tensor.array,
                                            direction.reshape(tensor.array.shape),
-                                           probing.precision.step)
+                                           probing.step)
             found = num.refine(probe, h, probing.G, probing.y0, noise=probing.output_noise)
             if not found.kink:
                 break
@@ -712,6 +716,7 @@ def _judge_ties(probing, tensor, analytic, kinks, floor):
             tied[members] = True
             continue
         first = int(members[0])
+        in_wrong[candidate] = True
         wrong_at.append(first)
         wrong_reference.append(a[first] + found.estimate - total)
         notes.append(_tie_note(tensor.array.shape, candidate, total, found.estimate))
@@ -720,7 +725,7 @@ def _judge_ties(probing, tensor, analytic, kinks, floor):
                  "moving the tie together (every valid tie-break gives that sum): the gradient of "
                  "a tie sent to every tied entry (mask = window == max?), or lost or doubled "
                  "where windows overlap?"] + notes[:3]
-    return _Ties(tied=tied, wrong_at=np.array(wrong_at, dtype=np.int64),
+    return _Ties(tied=tied, wrong_at=np.array(wrong_at, dtype=np.int64), in_wrong=in_wrong,
                  wrong_reference=np.array(wrong_reference, dtype=np.float64), notes=tuple(notes))
 
 
@@ -1148,7 +1153,11 @@ def _measured_floor(probing, tensor, pair, exclude, floor):
                                   step * size, probing.y0) for step in (_NOISE_STEP,
                                                                         probing.step))
     rounding = 4 * probing.precision.unit_roundoff * float(np.sum(np.abs(probing.G * probing.y0)))
-    measured = max(rounding, 8 * sigma) / probing.step
+    # Over the smallest step the entries take: step · max(1, |v|) ≥ step, or the smaller
+    # steps' step · scale after a retry (over ``step`` alone that noise would be divided
+    # by a step up to 1e6 times too large, and a correct function fail).
+    smallest = probing.step * (probing.scale if probing.scale is not None else 1.0)
+    measured = max(rounding, 8 * sigma) / smallest
     return np.minimum(floor, error_floor([pair], measured, tol))
 
 

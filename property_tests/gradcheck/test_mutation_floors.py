@@ -329,14 +329,17 @@ def test_a_smooth_point_is_judged_by_its_estimate_not_by_its_one_sided_slopes():
     assert "was not theirs" not in check.plan
 
 
-def test_the_confirmation_probes_at_the_users_step():
-    # 2|x| at 5e-4 with step=1e-3: central differences at the user's step straddle the kink,
-    # where both the gradient 2 and the complex step's 0 are one-sided values: they cannot
-    # overturn the complex step's failure (at the default 6e-6 they would).
-    check = _forced(lambda v: 2 * np.abs(v), lambda d, v: 2 * np.sign(v) * d, [5e-4],
+def test_the_closer_look_at_a_complex_step_failure_is_at_the_users_step():
+    # 2|x| at 5e-4 with step=1e-3: the complex step reads 0 (abs is not holomorphic); the
+    # closer look at the user's step straddles the kink, where the gradient 2 is one of the
+    # one-sided slopes: counted at a kink, and the correct gradient passes (at the default
+    # 6e-6 the point is smooth and central differences overturn the complex step instead).
+    check = _forced(lambda v: 2 * np.abs(v), lambda d, v: 2 * np.sign(v.real) * d, [5e-4],
                     step=1e-3)
-    assert not check.passed and check.oracle == "complex_step"
-    assert "was not theirs" not in check.plan
+    assert check.passed and check.nondifferentiable == 1
+    default = _forced(lambda v: 2 * np.abs(v), lambda d, v: 2 * np.sign(v.real) * d, [5e-4])
+    assert default.passed and default.nondifferentiable == 0
+    assert "was not theirs" in default.plan
 
 
 def test_a_fast_check_by_complex_step_keeps_its_verdict():
