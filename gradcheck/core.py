@@ -949,7 +949,8 @@ def _check_tensor(probing, tensor, given, how):
     if not how.fast:
         try:
             found = _full(probing, tensor, how.colorings, how.give_up)
-            check = None if found is None else _compare(probing, tensor, given, found)
+            compared = None if found is None else _compare_with_floor(probing, tensor, given,
+                                                                      found)
         except Exception as error:        # a probe outside the function's domain?
             # Smaller steps go one entry at a time: where mode 'auto''s budget forbids
             # it (``give_up``), along one direction instead.
@@ -958,9 +959,10 @@ def _check_tensor(probing, tensor, given, how):
             if retried is None:
                 raise
             return retried
-        if check is not None:
+        if compared is not None:
+            check, _, failed = compared
             if not check.passed and not how.give_up:
-                check = _with_smaller_steps(probing, tensor, given, None) or check
+                check = _with_smaller_steps(probing, tensor, given, failed) or check
             return check
     try:
         return _along_one_direction(probing, tensor, given)
@@ -1003,7 +1005,8 @@ def _compare(probing, tensor, given, found):
 
 
 def _compare_with_floor(probing, tensor, given, found):
-    """:func:`_compare`, and the floor it used (an array where each entry has its own)."""
+    """:func:`_compare`, the floor it used (an array where each entry has its own), and
+    the mask of the entries over tolerance."""
     (a, mask), (n, method, rounding) = given, found
     # Each tensor's floor from its own gradients, and each entry's from the rounding of
     # the outputs it moved: another tensor's scale, or other outputs, hide nothing.
@@ -1018,6 +1021,7 @@ def _compare_with_floor(probing, tensor, given, found):
     n, marks = _refine_entries(probing, tensor, (a, n), err, mask, floor)
     check = _tensor_check(probing.case, tensor.name,
                           _Scale(probing.oracle, method, floor, probing.tol), (a, n), marks)
+    failed = _judged_errors((a, n), marks, floor)[0] > probing.tol
     if not check.passed:
         try:       # best effort: these probes use the usual steps, which may leave the domain
             extra = (_structural_diagnosis(probing, tensor, a)
@@ -1027,7 +1031,7 @@ def _compare_with_floor(probing, tensor, given, found):
             extra = ()
         if extra:
             check = replace(check, diagnosis=extra + check.diagnosis)
-    return check, floor
+    return check, floor, failed
 
 
 def _resolved(probing, tensor, rounding):
@@ -1051,7 +1055,7 @@ def _resolved(probing, tensor, rounding):
 _SHRINK = (1.0, 1e-2, 1e-4)
 
 
-def _with_smaller_steps(probing, tensor, given, error):
+def _with_smaller_steps(probing, tensor, given, why):
     """Check ``tensor`` again with steps fitted to it, when the usual ones cannot judge it.
 
     The usual step ``step · max(1, |v|)`` is never below ``step``: for a
@@ -1060,13 +1064,15 @@ def _with_smaller_steps(probing, tensor, given, error):
     ``sqrt``, ``1/x`` near 0) a probe lands outside it. Steps ``step · m``,
     with ``m`` the tensor's largest magnitude and then 1e-2 and 1e-4 of it,
     are tried in turn, entry by entry with central differences. After a
-    failure, the first that passes is the verdict; after a probe outside the
-    domain (``error``), the first that stays inside, pass or fail. A note
-    says which step was used. None when no step does (the caller keeps its
-    failure, or raises ``error``).
+    failure (``why``: the mask of the entries the usual steps failed), the
+    first that passes is the verdict; after a probe outside the domain
+    (``why``: the exception), the first that stays inside, pass or fail. A
+    note says which step was used. None when no step does (the caller keeps
+    its failure, or raises the exception).
     """
     if probing.use_complex or tensor.array.dtype != np.float64:
         return None
+    error = why if isinstance(why, Exception) else None
     largest = float(np.max(np.abs(tensor.array), initial=0.0))
     how = tensor.how          # the plan of the verdict kept if no retry is adopted
     for factor in _SHRINK:
@@ -1075,21 +1081,31 @@ def _with_smaller_steps(probing, tensor, given, error):
             continue       # these steps are the usual ones (or no smaller)
         shrunk = _shrunk(probing, scale)
         try:
-            check, floor = _compare_with_floor(shrunk, tensor, given,
-                                               _full(shrunk, tensor, [], False))
+            check, floor, _ = _compare_with_floor(shrunk, tensor, given,
+                                                  _full(shrunk, tensor, [], False))
         except Exception:  # still outside the domain: smaller still
             continue
         # Past a domain edge, the first steps that stay inside give the verdict. A
         # failure with the usual steps is overturned only by a pass that could have
-        # seen it: one whose floor is its gradients' (RHO · M), not the rounding
-        # noise that smaller steps bring (which would let a subtle error through).
-        sharp = float(np.max(floor)) <= 10 * RHO * float(np.max(np.abs(given[0]), initial=0.0))
+        # seen it, where they failed: with a floor of its gradients' (RHO · M) there,
+        # not the rounding noise that smaller steps bring (which would let a subtle
+        # error through). Where the usual steps passed, an entry the smaller ones
+        # cannot resolve (a weak input into an output of 1e9) takes nothing away.
+        sharp = error is None and _sharp_where(floor, why, given[0])
         if (check.passed and sharp) or error is not None:
-            why = ("a probe left the function's domain" if error is not None
-                   else "the usual steps, never below step · max(1, |v|), failed it")
-            return _with_step_note(probing, tensor, check, (scale, largest), why)
+            said = ("a probe left the function's domain" if error is not None
+                    else "the usual steps, never below step · max(1, |v|), failed it")
+            return _with_step_note(probing, tensor, check, (scale, largest), said)
     tensor.how = how
     return None
+
+
+def _sharp_where(floor, failed, analytic):
+    """Whether ``floor`` is at most ``10 · RHO · max|analytic|`` at the ``failed`` entries
+    (at every entry when none failed: the usual steps could not judge the tensor at all)."""
+    where = failed if np.any(failed) else np.ones(analytic.shape, dtype=bool)
+    largest = float(np.max(np.broadcast_to(floor, analytic.shape)[where]))
+    return largest <= 10 * RHO * float(np.max(np.abs(analytic), initial=0.0))
 
 
 def _shrunk(probing, scale):
@@ -1230,13 +1246,21 @@ class _Marks:
         return cls(nothing, nothing)
 
 
-def _tensor_check(case, name, scale, pair, marks):
-    """Compare one tensor's ``pair`` = (analytic, reference) gradients: a TensorCheck."""
+def _judged_errors(pair, marks, floor):
+    """The relative errors of ``pair`` = (analytic, reference), the entries set apart by
+    ``marks`` counted as agreeing; and the reference so used, the tied and the set-apart
+    masks."""
     analytic, reference = pair
     tied = marks.tied if marks.tied is not None else np.zeros(analytic.shape, dtype=bool)
     skip = marks.excluded | marks.nondiff | tied
     reference = np.where(skip, analytic, reference)
-    err = relative_errors(analytic, reference, scale.floor)
+    return relative_errors(analytic, reference, floor), reference, tied, skip
+
+
+def _tensor_check(case, name, scale, pair, marks):
+    """Compare one tensor's ``pair`` = (analytic, reference) gradients: a TensorCheck."""
+    analytic = pair[0]
+    err, reference, tied, skip = _judged_errors(pair, marks, scale.floor)
     worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(err)), err.shape)) \
         if err.size else ()
     mismatch = err > scale.tol

@@ -7,7 +7,9 @@ Two defects lived here: the refinement and the tie's probe stepped by the defaul
 (``sin(x) + 1e6``) failed where it was refined; and the measured noise was divided by the
 usual step after a retry with steps 1e-2 of a tensor's magnitude (past a domain edge),
 which made its floor 70 times too small and failed a correct function. A third: the entries
-of a tie judged wrong were also counted among kinks that "belong to no tie".
+of a tie judged wrong were also counted among kinks that "belong to no tie". A fourth: a
+pass with smaller steps was refused when any entry, even one the usual steps had passed,
+could not be resolved at them.
 """
 
 import numpy as np
@@ -112,3 +114,40 @@ def test_the_entries_of_a_wrong_tie_are_not_said_to_belong_to_no_tie():
     assert not check.passed and check.mismatched == 2 and check.tied == 0
     assert check.diagnosis[1].startswith("a tie of 2 equal entries (the first at (0, 0))")
     assert not any("belong to no tie" in note for note in check.diagnosis)
+
+
+def _normalized_beside_a_weak_entry(v):
+    """v[:5] / ||v[:5]|| and 1e9 + 1e-3 v[5]: an L2 normalization of tiny inputs, and one
+    entry whose steps of 4e-14 move its output of 1e9 by no bit."""
+    return np.concatenate([v[:5] / np.sqrt(np.sum(v[:5] ** 2)), [1e9 + 1e-3 * v[5]]]), v
+
+
+def _normalized_backward(cross_terms):
+    def backward(d, v):
+        norm = np.sqrt(np.sum(v[:5] ** 2))
+        y = v[:5] / norm
+        g = (d[:5] - cross_terms * y * np.dot(d[:5], y)) / norm
+        return np.concatenate([g, [1e-3 * d[5]]])
+
+    return backward
+
+
+@pytest.mark.parametrize("cross_terms, passed", [(1.0, True), (0.0, False)],
+                         ids=["correct", "cross terms dropped"])
+def test_a_retry_is_judged_where_the_usual_steps_failed(cross_terms, passed):
+    """Inputs ~1e-8: the usual steps (≥ 6e-6) fail the normalization, and steps relative to
+    the largest magnitude (4e-14) judge it, with a floor of its gradients' (~1e8) at the
+    entries that failed. The weak entry cannot be resolved at those steps (its floor ~1e14), but the
+    usual steps passed it: the correct gradient passes with the note; the gradient without
+    its cross terms fails."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=6) * 1e-8
+    result = gradcheck.check_function(_normalized_beside_a_weak_entry,
+                                      _normalized_backward(cross_terms), x,
+                                      dout=rng.normal(size=6), complex_step=False)
+    assert result.passed is passed
+    if passed:
+        assert result.notes[0].endswith("the usual steps, never below step · max(1, |v|), "
+                                        "failed it")
+    else:
+        assert result.checks[0].mismatched >= 4
