@@ -954,7 +954,7 @@ def _check_tensor(probing, tensor, given, how):
         except Exception as error:        # a probe outside the function's domain?
             # Smaller steps go one entry at a time: where mode 'auto''s budget forbids
             # it (``give_up``), along one direction instead.
-            retried = (_along_with_smaller_steps(probing, tensor, given, error) if how.give_up
+            retried = (_along_with_smaller_steps(probing, tensor, given) if how.give_up
                        else _with_smaller_steps(probing, tensor, given, error))
             if retried is None:
                 raise
@@ -966,8 +966,8 @@ def _check_tensor(probing, tensor, given, how):
             return check
     try:
         return _along_one_direction(probing, tensor, given)
-    except Exception as error:        # a probe outside the function's domain?
-        retried = _along_with_smaller_steps(probing, tensor, given, error)
+    except Exception:        # a probe outside the function's domain?
+        retried = _along_with_smaller_steps(probing, tensor, given)
         if retried is None:
             raise
         return retried
@@ -982,7 +982,7 @@ def _along_one_direction(probing, tensor, given):
     return _fast_check(probing, tensor.name, fast)
 
 
-def _along_with_smaller_steps(probing, tensor, given, error):
+def _along_with_smaller_steps(probing, tensor, given):
     """After a probe left the function's domain, check along one direction with steps
     fitted to the tensor (as :func:`_with_smaller_steps` does entry by entry): the first
     steps that stay inside give the verdict, with a note; None when none do."""

@@ -13,7 +13,7 @@ import numpy as np
 
 import gradcheck
 from gradcheck import core
-from gradcheck.numerical import entry_probe, refine
+from gradcheck.numerical import STEP, entry_probe, refine
 
 U = np.finfo(np.float64).eps / 2      # unit roundoff of float64
 TOL = 1e-6                            # the default tolerance against central differences
@@ -421,3 +421,46 @@ def test_the_too_large_to_check_note_is_given_only_over_the_tolerance(monkeypatc
     assert at_edge.diagnosis == ()
     beyond = check(np.nextafter(p, away * np.inf) * direction[j] * np.eye(6)[j])
     assert beyond.mismatched == 1 and beyond.diagnosis == (KINK_NOTE,)
+
+
+def test_a_flat_gradient_along_a_direction_with_kinks_is_compared_after_a_reshape(
+        monkeypatch):
+    """Mode 'fast' over the fallback limit (4): a ReLU with two inputs at 0 bends two
+    outputs, left out of G, and the backward is called again without them; its gradient
+    comes back flat, (20,) for (4, 5). The shape is named, and the values are compared
+    after a reshape: they match (correct), or not (the gradient transposed)."""
+    monkeypatch.setattr(core, "FAST_FALLBACK_LIMIT", 4)
+    x = np.random.default_rng(0).normal(size=(4, 5))
+    x[1, 2] = x[3, 0] = 0.0
+
+    def check(backward):
+        return _first(gradcheck.check_function(lambda v: (np.maximum(v, 0.0), v), backward, x,
+                                               mode="fast"))
+
+    flat = check(lambda d, v: (d * (v > 0)).ravel())
+    assert flat.method == "fast" and "left out of G" in flat.plan
+    assert flat.shape_error.startswith("the gradient has shape (20,), the tensor (4, 5)")
+    assert "after a reshape the values match" in flat.shape_error
+    transposed = check(lambda d, v: (d * (v > 0)).T.copy())
+    assert "the values differ even after a reshape" in transposed.shape_error
+
+
+def _abs_near_kinks(v):
+    return np.abs(v - 0.6 * STEP), v
+
+
+def test_a_complex_step_failure_beyond_the_refined_entries_is_overturned_at_its_kink():
+    """40 entries of |x - c| at x = 0, c = 0.6 · step, forced through the complex step
+    (which reads 0: abs is not holomorphic). The first 32 gradients, -1.01, lie outside
+    their one-sided slopes [-1, -0.2]: refined, none agrees, so the last 8 (-1, a valid
+    slope) are not refined and the worst is among them. Its refinement finds the kink with
+    -1 in range and 0 outside: central differences overturn the complex step and judge the
+    tensor: it fails (the 32 are wrong)."""
+    a = np.full(40, -1.0)
+    a[:32] = -1.01
+    check = _first(gradcheck.check_function(_abs_near_kinks, lambda d, v: a * d, np.zeros(40),
+                                            dout=np.ones(40), complex_step=True,
+                                            coloring=False))
+    assert check.oracle == "finite_differences"
+    assert "the complex step's failure at (32,) was not theirs" in check.plan
+    assert not check.passed and check.mismatched >= 32
