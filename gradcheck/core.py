@@ -1019,9 +1019,9 @@ def _compare_with_floor(probing, tensor, given, found):
     floor = _measured_floor(probing, tensor, (a, n), mask, floor)
     err = relative_errors(a, np.where(mask, a, n), floor)
     n, marks = _refine_entries(probing, tensor, (a, n), err, mask, floor)
-    check = _tensor_check(probing.case, tensor.name,
-                          _Scale(probing.oracle, method, floor, probing.tol), (a, n), marks)
-    failed = _judged_errors((a, n), marks, floor)[0] > probing.tol
+    scale = _Scale(probing.oracle, method, floor, probing.tol)
+    check = _tensor_check(probing.case, tensor.name, scale, (a, n), marks)
+    failed = _judged_errors((a, n), marks, scale)[1]
     if not check.passed:
         try:       # best effort: these probes use the usual steps, which may leave the domain
             extra = (_structural_diagnosis(probing, tensor, a)
@@ -1246,24 +1246,24 @@ class _Marks:
         return cls(nothing, nothing)
 
 
-def _judged_errors(pair, marks, floor):
-    """The relative errors of ``pair`` = (analytic, reference), the entries set apart by
-    ``marks`` counted as agreeing; and the reference so used, the tied and the set-apart
-    masks."""
+def _judged_errors(pair, marks, scale):
+    """The relative errors of ``pair`` = (analytic, reference) under ``scale``'s floor, the
+    entries set apart by ``marks`` counted as agreeing: (errors, the mask of those over
+    ``scale``'s tolerance, the reference so used, the tied mask, the set-apart mask)."""
     analytic, reference = pair
     tied = marks.tied if marks.tied is not None else np.zeros(analytic.shape, dtype=bool)
     skip = marks.excluded | marks.nondiff | tied
     reference = np.where(skip, analytic, reference)
-    return relative_errors(analytic, reference, floor), reference, tied, skip
+    err = relative_errors(analytic, reference, scale.floor)
+    return err, err > scale.tol, reference, tied, skip
 
 
 def _tensor_check(case, name, scale, pair, marks):
     """Compare one tensor's ``pair`` = (analytic, reference) gradients: a TensorCheck."""
     analytic = pair[0]
-    err, reference, tied, skip = _judged_errors(pair, marks, scale.floor)
+    err, mismatch, reference, tied, skip = _judged_errors(pair, marks, scale)
     worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(err)), err.shape)) \
         if err.size else ()
-    mismatch = err > scale.tol
     finite = bool(np.all(np.isfinite(analytic)))
     floor = np.broadcast_to(scale.floor, err.shape)
     return TensorCheck(
