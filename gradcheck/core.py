@@ -951,11 +951,11 @@ def _check_tensor(probing, tensor, given, how):
             found = _full(probing, tensor, how.colorings, how.give_up)
             compared = None if found is None else _compare_with_floor(probing, tensor, given,
                                                                       found)
-        except Exception as error:        # a probe outside the function's domain?
+        except Exception:        # a probe outside the function's domain?
             # Smaller steps go one entry at a time: where mode 'auto''s budget forbids
             # it (``give_up``), along one direction instead.
             retried = (_along_with_smaller_steps(probing, tensor, given) if how.give_up
-                       else _with_smaller_steps(probing, tensor, given, error))
+                       else _with_smaller_steps(probing, tensor, given, None))
             if retried is None:
                 raise
             return retried
@@ -1019,9 +1019,9 @@ def _compare_with_floor(probing, tensor, given, found):
     floor = _measured_floor(probing, tensor, (a, n), mask, floor)
     err = relative_errors(a, np.where(mask, a, n), floor)
     n, marks = _refine_entries(probing, tensor, (a, n), err, mask, floor)
-    scale = _Scale(probing.oracle, method, floor, probing.tol)
-    check = _tensor_check(probing.case, tensor.name, scale, (a, n), marks)
-    failed = _judged_errors((a, n), marks, scale)[1]
+    check, failed = _tensor_check_and_mismatch(
+        probing.case, tensor.name, _Scale(probing.oracle, method, floor, probing.tol), (a, n),
+        marks)
     if not check.passed:
         try:       # best effort: these probes use the usual steps, which may leave the domain
             extra = (_structural_diagnosis(probing, tensor, a)
@@ -1055,7 +1055,7 @@ def _resolved(probing, tensor, rounding):
 _SHRINK = (1.0, 1e-2, 1e-4)
 
 
-def _with_smaller_steps(probing, tensor, given, why):
+def _with_smaller_steps(probing, tensor, given, failed):
     """Check ``tensor`` again with steps fitted to it, when the usual ones cannot judge it.
 
     The usual step ``step · max(1, |v|)`` is never below ``step``: for a
@@ -1064,20 +1064,19 @@ def _with_smaller_steps(probing, tensor, given, why):
     ``sqrt``, ``1/x`` near 0) a probe lands outside it. Steps ``step · m``,
     with ``m`` the tensor's largest magnitude and then 1e-2 and 1e-4 of it,
     are tried in turn, entry by entry with central differences. After a
-    failure (``why``: the mask of the entries the usual steps failed), the
+    failure (``failed``: the mask of the entries the usual steps failed), the
     first that passes is the verdict; after a probe outside the domain
-    (``why``: the exception), the first that stays inside, pass or fail. A
-    note says which step was used. None when no step does (the caller keeps
-    its failure, or raises the exception).
+    (``failed`` None: nothing was judged), the first that stays inside, pass
+    or fail. A note says which step was used. None when no step does (the
+    caller keeps its failure, or raises its error).
     """
     if probing.use_complex or tensor.array.dtype != np.float64:
         return None
-    error = why if isinstance(why, Exception) else None
     largest = float(np.max(np.abs(tensor.array), initial=0.0))
     how = tensor.how          # the plan of the verdict kept if no retry is adopted
     for factor in _SHRINK:
         scale = largest * factor
-        if scale == 0.0 or (error is None and scale >= 1.0):
+        if scale == 0.0 or (failed is not None and scale >= 1.0):
             continue       # these steps are the usual ones (or no smaller)
         shrunk = _shrunk(probing, scale)
         try:
@@ -1091,11 +1090,12 @@ def _with_smaller_steps(probing, tensor, given, why):
         # not the rounding noise that smaller steps bring (which would let a subtle
         # error through). Where the usual steps passed, an entry the smaller ones
         # cannot resolve (a weak input into an output of 1e9) takes nothing away.
-        sharp = error is None and _sharp_where(floor, why, given[0])
-        if (check.passed and sharp) or error is not None:
-            said = ("a probe left the function's domain" if error is not None
-                    else "the usual steps, never below step · max(1, |v|), failed it")
-            return _with_step_note(probing, tensor, check, (scale, largest), said)
+        if failed is None:
+            return _with_step_note(probing, tensor, check, (scale, largest),
+                                   "a probe left the function's domain")
+        if check.passed and _sharp_where(floor, failed, given[0]):
+            return _with_step_note(probing, tensor, check, (scale, largest),
+                                   "the usual steps, never below step · max(1, |v|), failed it")
     tensor.how = how
     return None
 
@@ -1246,27 +1246,24 @@ class _Marks:
         return cls(nothing, nothing)
 
 
-def _judged_errors(pair, marks, scale):
-    """The relative errors of ``pair`` = (analytic, reference) under ``scale``'s floor, the
-    entries set apart by ``marks`` counted as agreeing: (errors, the mask of those over
-    ``scale``'s tolerance, the reference so used, the tied mask, the set-apart mask)."""
+def _tensor_check(case, name, scale, pair, marks):
+    """Compare one tensor's ``pair`` = (analytic, reference) gradients: a TensorCheck."""
+    return _tensor_check_and_mismatch(case, name, scale, pair, marks)[0]
+
+
+def _tensor_check_and_mismatch(case, name, scale, pair, marks):
+    """:func:`_tensor_check`, and the mask of the entries over tolerance."""
     analytic, reference = pair
     tied = marks.tied if marks.tied is not None else np.zeros(analytic.shape, dtype=bool)
     skip = marks.excluded | marks.nondiff | tied
     reference = np.where(skip, analytic, reference)
     err = relative_errors(analytic, reference, scale.floor)
-    return err, err > scale.tol, reference, tied, skip
-
-
-def _tensor_check(case, name, scale, pair, marks):
-    """Compare one tensor's ``pair`` = (analytic, reference) gradients: a TensorCheck."""
-    analytic = pair[0]
-    err, mismatch, reference, tied, skip = _judged_errors(pair, marks, scale)
+    mismatch = err > scale.tol
     worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(err)), err.shape)) \
         if err.size else ()
     finite = bool(np.all(np.isfinite(analytic)))
     floor = np.broadcast_to(scale.floor, err.shape)
-    return TensorCheck(
+    check = TensorCheck(
         tensor=name, gradient=case.labels[name], oracle=scale.oracle, shape=tuple(analytic.shape),
         max_rel_error=float(err.max(initial=0.0)),
         max_abs_error=float(np.max(np.abs(analytic - reference), initial=0.0)),
@@ -1288,6 +1285,7 @@ def _tensor_check(case, name, scale, pair, marks):
         + _kink_note(marks.outside, mismatch),
         unjudged=_unjudged((analytic, reference), skip, scale),
     )
+    return check, mismatch
 
 
 #: A gradient is judged only where its oracle resolves an error of this fraction

@@ -18,6 +18,7 @@ import pytest
 
 import gradcheck
 from gradcheck.numerical import STEP
+from property_tests.gradcheck.test_unjudged import _logistic_loss, _logistic_loss_backward
 
 U = np.finfo(np.float64).eps / 2          # unit roundoff of float64
 TOL = 1e-6                                # the default tolerance against central differences
@@ -84,16 +85,6 @@ def test_an_entry_that_moves_no_output_is_resolved_to_its_outputs_rounding_at_it
 
 
 # ---------------------------------------------------------- rounding of unit-size terms inside
-def _logistic_loss(z, labels):
-    p = 1 / (1 + np.exp(-z))
-    return np.mean(-(labels * np.log(p) + (1 - labels) * np.log1p(-p))), (z, labels)
-
-
-def _logistic_loss_backward(dout, cache):
-    z, labels = cache
-    return dout * (1 / (1 + np.exp(-z)) - labels) / z.size
-
-
 def _sigmoid(v):
     return 1 / (1 + np.exp(-v))
 
