@@ -1019,9 +1019,9 @@ def _compare_with_floor(probing, tensor, given, found):
     floor = _measured_floor(probing, tensor, (a, n), mask, floor)
     err = relative_errors(a, np.where(mask, a, n), floor)
     n, marks = _refine_entries(probing, tensor, (a, n), err, mask, floor)
-    check, failed = _tensor_check_and_mismatch(
-        probing.case, tensor.name, _Scale(probing.oracle, method, floor, probing.tol), (a, n),
-        marks)
+    check, failed = _tensor_check(probing.case, tensor.name,
+                                  _Scale(probing.oracle, method, floor, probing.tol), (a, n),
+                                  marks)
     if not check.passed:
         try:       # best effort: these probes use the usual steps, which may leave the domain
             extra = (_structural_diagnosis(probing, tensor, a)
@@ -1206,7 +1206,7 @@ def _torch_checks(probing, analytic, options):
     return [_tensor_check(case, k,
                           _Scale("torch", "torch",
                                  error_floor([(analytic[k], reference[k])], noise, tol), tol),
-                          (analytic[k], reference[k]), _Marks.none(analytic[k].shape))
+                          (analytic[k], reference[k]), _Marks.none(analytic[k].shape))[0]
             for k in analytic]
 
 
@@ -1247,12 +1247,8 @@ class _Marks:
 
 
 def _tensor_check(case, name, scale, pair, marks):
-    """Compare one tensor's ``pair`` = (analytic, reference) gradients: a TensorCheck."""
-    return _tensor_check_and_mismatch(case, name, scale, pair, marks)[0]
-
-
-def _tensor_check_and_mismatch(case, name, scale, pair, marks):
-    """:func:`_tensor_check`, and the mask of the entries over tolerance."""
+    """Compare one tensor's ``pair`` = (analytic, reference) gradients: a TensorCheck, and
+    the mask of the entries over tolerance."""
     analytic, reference = pair
     tied = marks.tied if marks.tied is not None else np.zeros(analytic.shape, dtype=bool)
     skip = marks.excluded | marks.nondiff | tied
